@@ -1,0 +1,7 @@
+"""mediatasks: a self-hosted asynchronous media task service."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,7 @@
+"""``python -m mediatasks`` runs the command line."""
+
+from __future__ import annotations
+
+from mediatasks import cli
+
+cli.main()

@@ -1,0 +1,108 @@
+"""Configuration: one ``Settings`` object, read from ``MEDIATASKS_*`` variables, passed explicitly.
+
+Nothing here is created at import time: ``Settings()`` is called by the command line (or a test)
+and handed to ``create_app`` and ``Worker``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediatasks import errors
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, with its ``MEDIATASKS_`` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIATASKS_", extra="ignore")
+
+    #: Folder for the SQLite database, media and work files of the embedded shape.
+    data_dir: Path = Path("./data")
+    #: ``sqlite:///path`` or ``postgresql://...``; empty means ``sqlite`` in ``data_dir``.
+    #: ``DATABASE_URL`` is read too, as most hosting platforms set it.
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("MEDIATASKS_DATABASE_URL", "DATABASE_URL"),
+    )
+    #: Public base URL of the API, used in playback URLs; empty means the request's own host.
+    public_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    #: Tasks one worker process runs at once.
+    concurrency: int = Field(default=2, ge=1, le=256)
+    #: How long a claim lasts without a heartbeat before the rescuer takes it back.
+    lease_s: float = Field(default=30.0, gt=0)
+    #: How often a worker extends its leases and reports progress.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    #: How often a worker looks for work when it was not woken up (SQLite; a safety net on PG).
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    #: How often the rescuer looks for expired leases.
+    rescue_interval_s: float = Field(default=5.0, gt=0)
+    #: On SIGTERM, how long running tasks may go on before they are handed back.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    #: Automatic retries of a task whose attempt failed with a retriable error.
+    max_retries: int = Field(default=2, ge=0, le=100)
+    #: Back-off before each automatic retry; the last value repeats.
+    retry_backoff_s: list[float] = Field(default_factory=lambda: [30.0, 180.0])
+
+    #: Accept source URLs that resolve to loopback, private or link-local addresses (tests only).
+    allow_private_urls: bool = False
+    #: Largest source file that a URL import downloads.
+    max_source_bytes: int = Field(default=16 * 1024**3, gt=0)
+    #: Seconds to wait for a source server to connect or to send the next bytes.
+    download_timeout_s: float = Field(default=30.0, gt=0)
+    #: Seconds a whole download may take.
+    download_total_timeout_s: float = Field(default=3600.0, gt=0)
+
+    #: An FFmpeg binary to use instead of the one in the ``imageio-ffmpeg`` wheel.
+    ffmpeg_path: str = ""
+    #: x264 preset for the ladder: a speed/size trade-off.
+    x264_preset: str = "veryfast"
+
+    #: ``development`` allows conveniences that production refuses.
+    environment: str = "development"
+
+    @field_validator("retry_backoff_s")
+    @classmethod
+    def _backoff_not_empty(cls, value: list[float]) -> list[float]:
+        if not value or any(v < 0 for v in value):
+            raise ValueError("retry_backoff_s needs at least one non-negative value")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure(self) -> Settings:
+        if self.environment != "development" and self.allow_private_urls:
+            raise errors.ConfigurationError(
+                "allow_private_urls is only allowed when environment is 'development'"
+            )
+        if self.heartbeat_interval_s >= self.lease_s:
+            raise errors.ConfigurationError("heartbeat_interval_s must be shorter than lease_s")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The task store URL, defaulting to a SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mediatasks.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where the local blob store keeps published media."""
+        return self.data_dir / "media"
+
+    @property
+    def work_dir(self) -> Path:
+        """Where workers stage files of running tasks."""
+        return self.data_dir / "work"
+
+    def backoff_for(self, retries_done: int) -> float:
+        """Seconds to wait before the retry that follows ``retries_done`` earlier retries."""
+        index = min(retries_done, len(self.retry_backoff_s) - 1)
+        return self.retry_backoff_s[index]

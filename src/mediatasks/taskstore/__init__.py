@@ -1,0 +1,52 @@
+"""The durable task store: ``open_task_store(url)`` picks the backend from the URL.
+
+``sqlite:///path/to/file.db`` gives ``SqliteTaskStore``; ``postgresql://...`` (or
+``postgres://...``) gives ``PostgresTaskStore``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mediatasks import errors
+from mediatasks.taskstore.base import (
+    ApiKey,
+    Filter,
+    NewAsset,
+    NewTask,
+    Page,
+    Project,
+    Query,
+    RescuePolicy,
+    TaskStore,
+)
+
+__all__ = [
+    "ApiKey",
+    "Filter",
+    "NewAsset",
+    "NewTask",
+    "Page",
+    "Project",
+    "Query",
+    "RescuePolicy",
+    "TaskStore",
+    "open_task_store",
+]
+
+
+def open_task_store(url: str) -> TaskStore:
+    """The task store that ``url`` names.  Call ``migrate()`` before using it."""
+    if url.startswith("sqlite:///"):
+        from mediatasks.taskstore.sqlite import SqliteTaskStore
+
+        return SqliteTaskStore(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from mediatasks.taskstore.postgres import PostgresTaskStore
+        except ImportError as exc:  # the postgres extra is not installed
+            raise errors.ConfigurationError(
+                "PostgreSQL needs the postgres extra: pip install 'mediatasks[postgres]'"
+            ) from exc
+        return PostgresTaskStore(url)
+    raise errors.ConfigurationError(f"unsupported task store URL: {url.split(':', 1)[0]}://...")

@@ -1,0 +1,287 @@
+"""The task store contract: one ``Protocol`` that every backend implements.
+
+The task store is the durable database of tasks, their event log, assets, projects and API keys
+(media files live in the blob store).  Every phase change is a named method that runs one guarded
+statement and appends to the event log in the same transaction; a guard that matches no row raises
+``InvalidTransition`` (or ``LeaseLost`` for a worker's lease).  Methods take ``now`` so that tests
+never patch the clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from mediatasks import assets, tasks
+
+__all__ = [
+    "ApiKey",
+    "Filter",
+    "NewAsset",
+    "NewTask",
+    "Page",
+    "Project",
+    "Query",
+    "RescuePolicy",
+    "TaskStore",
+]
+
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NewTask:
+    """What it takes to create a task."""
+
+    project_id: str
+    type: str
+    params: Mapping[str, Any]
+    #: ``pending`` tasks wait for ``schedule``; ``waiting`` ones are runnable at once.
+    phase: Literal[tasks.Phase.PENDING, tasks.Phase.WAITING] = tasks.Phase.WAITING
+    max_retries: int = 2
+    input_asset_id: str | None = None
+    output_asset_id: str | None = None
+    id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NewAsset:
+    """What it takes to create an asset (its id and playback id are chosen by the caller)."""
+
+    id: str
+    project_id: str
+    name: str
+    playback_id: str
+    phase: assets.AssetPhase
+    source: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Filter:
+    """One condition of a list query: ``field op value``; the fields are a fixed list."""
+
+    field: str
+    op: Literal["eq", "gt", "gte", "lt", "lte", "like"]
+    value: str | int | float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Query:
+    """A page of a project's tasks or assets."""
+
+    project_id: str
+    limit: int = 20
+    offset: int = 0
+    #: ``(field, descending)`` pairs; the fields are a fixed list.
+    order: Sequence[tuple[str, bool]] = (("updated_at", True), ("created_at", True))
+    filters: Sequence[Filter] = ()
+    with_total: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Page(Generic[_T]):
+    """One page of results and, when asked for, how many match in all."""
+
+    items: Sequence[_T]
+    total: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RescuePolicy:
+    """How the rescuer treats a task whose lease expired: like a retriable failure."""
+
+    backoff_s: Sequence[float]
+    error_message: str = "the worker running this task stopped responding"
+
+    def delay_s(self, retries_done: int) -> float:
+        """Back-off before the retry that follows ``retries_done`` earlier retries."""
+        return self.backoff_s[min(retries_done, len(self.backoff_s) - 1)]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Project:
+    """A tenant: API keys, tasks and assets belong to exactly one project."""
+
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ApiKey:
+    """An API key's record; the secret itself is only known when it is created."""
+
+    id: str
+    project_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TaskStore(Protocol):
+    """The durable store behind every shape of the service."""
+
+    # -- life of the store ------------------------------------------------------------------
+    async def migrate(self) -> list[int]:
+        """Bring the schema up to date; return the migrations applied."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when a task may have become runnable, or after ``timeout_s``."""
+        ...
+
+    # -- projects and keys --------------------------------------------------------------------
+    async def create_project(self, name: str, *, now: datetime | None = None) -> Project: ...
+
+    async def list_projects(self) -> list[Project]: ...
+
+    async def create_api_key(
+        self, project_id: str, name: str, *, now: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; return its record and the secret, which is not stored in clear."""
+        ...
+
+    async def list_api_keys(self, project_id: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime | None = None) -> ApiKey: ...
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key with this secret, or ``None``."""
+        ...
+
+    # -- creating work ------------------------------------------------------------------------
+    async def create_task(self, new: NewTask, *, now: datetime | None = None) -> tasks.Task: ...
+
+    async def create_asset(
+        self, asset: NewAsset, task: NewTask, *, now: datetime | None = None
+    ) -> tuple[assets.Asset, tasks.Task]:
+        """Create an asset and the task that fills it, in one transaction."""
+        ...
+
+    async def schedule(self, task_id: str, *, now: datetime | None = None) -> tasks.Task:
+        """``pending -> waiting``: the task's input is complete."""
+        ...
+
+    # -- reading ------------------------------------------------------------------------------
+    async def get_task(self, task_id: str, project_id: str | None = None) -> tasks.Task:
+        """The task; ``NotFound`` if it does not exist in ``project_id`` (when given)."""
+        ...
+
+    async def list_tasks(self, query: Query) -> Page[tasks.Task]: ...
+
+    async def list_events(
+        self, task_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[tasks.TaskEvent]: ...
+
+    async def count_tasks(self, phase: tasks.Phase | None = None) -> int: ...
+
+    # -- the worker's transitions -------------------------------------------------------------
+    async def claim(
+        self,
+        worker_id: str,
+        *,
+        types: Sequence[str],
+        limit: int,
+        lease_s: float,
+        now: datetime | None = None,
+    ) -> list[tasks.Task]:
+        """``waiting -> running`` for up to ``limit`` runnable tasks, oldest ``run_at`` first."""
+        ...
+
+    async def heartbeat(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        lease_s: float,
+        progress: float | None = None,
+        now: datetime | None = None,
+    ) -> tasks.Task:
+        """Extend the lease and record progress (which never goes down)."""
+        ...
+
+    async def complete(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        output: Mapping[str, Any],
+        asset_media: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> tasks.Task:
+        """``running -> completed``; the output asset becomes ready with ``asset_media``."""
+        ...
+
+    async def fail(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        error_message: str,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> tasks.Task:
+        """``running -> failed``."""
+        ...
+
+    async def retry_later(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        error_message: str,
+        delay_s: float,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> tasks.Task:
+        """``running -> waiting`` with one more retry counted, runnable after ``delay_s``."""
+        ...
+
+    async def release(
+        self, task_id: str, lease_token: str, *, now: datetime | None = None
+    ) -> tasks.Task:
+        """``running -> waiting`` without counting an attempt (the worker is shutting down)."""
+        ...
+
+    async def rescue(
+        self, policy: RescuePolicy, *, now: datetime | None = None
+    ) -> list[tasks.Task]:
+        """Take back every expired lease: retry later, or fail when retries are spent."""
+        ...
+
+    async def running_leases(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """``{task_id: lease_token}`` for those of ``task_ids`` that are still running."""
+        ...
+
+    # -- the user's transitions ---------------------------------------------------------------
+    async def cancel(
+        self, task_id: str, project_id: str | None = None, *, now: datetime | None = None
+    ) -> tasks.Task:
+        """``pending|waiting|running -> cancelled``."""
+        ...
+
+    async def retry(
+        self, task_id: str, project_id: str | None = None, *, now: datetime | None = None
+    ) -> tasks.Task:
+        """``failed|cancelled -> waiting`` with the retry count reset (a manual retry)."""
+        ...
+
+    # -- assets -------------------------------------------------------------------------------
+    async def get_asset(self, asset_id: str, project_id: str | None = None) -> assets.Asset:
+        """The asset; ``NotFound`` if missing, deleted, or in another project."""
+        ...
+
+    async def list_assets(self, query: Query) -> Page[assets.Asset]: ...
+
+    async def delete_asset(
+        self, asset_id: str, project_id: str, *, now: datetime | None = None
+    ) -> assets.Asset:
+        """Mark the asset deleted and cancel its unfinished tasks, in one transaction."""
+        ...

@@ -1,0 +1,126 @@
+"""The PostgreSQL backend: the scaled shape's task store, shared by every API and worker process.
+
+Claims use ``FOR UPDATE SKIP LOCKED``, so any number of workers claim at once without blocking
+each other.  A transaction that makes work runnable sends ``NOTIFY mediatasks_work``; idle workers
+``LISTEN`` on one connection of their own and claim within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from mediatasks import errors
+from mediatasks.taskstore import queries as named
+from mediatasks.taskstore import sqlstore
+
+__all__ = ["PostgresTaskStore"]
+
+_T = TypeVar("_T")
+_CHANNEL = "mediatasks_work"
+
+
+class _Tx:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        cursor = self._conn.cursor(row_factory=dict_row)
+        cursor.execute(sql.encode(), params)
+        if cursor.description is None:
+            return []
+        return cursor.fetchall()
+
+
+class PostgresTaskStore(sqlstore.SqlTaskStore):
+    """A task store in a PostgreSQL database."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self.queries = named.load_queries("postgres", "pyformat")
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
+        self._opened = False
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._local_work = asyncio.Event()
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            try:
+                self._pool.open(wait=True, timeout=10)
+            except psycopg.Error as exc:
+                raise errors.MediaTasksError(f"cannot reach PostgreSQL: {exc}") from exc
+            self._opened = True
+
+    def _in_tx(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
+        self._ensure_open()
+        with self._pool.connection() as conn, conn.transaction():
+            return fn(_Tx(conn))
+
+    async def _call(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _read(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
+        return await self._call(lambda: self._in_tx(fn))
+
+    async def _write(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
+        result = await self._call(lambda: self._in_tx(fn))
+        return result
+
+    def _placeholder(self, name: str) -> str:
+        return f"%({name})s"
+
+    def _work_added(self, tx: sqlstore.Tx) -> None:
+        tx.rows(self.queries["notify_work"], {})
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        if self._listener is None or self._listener.closed:
+            self._listener = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            await self._listener.execute(f"LISTEN {_CHANNEL}")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                async for _ in self._listener.notifies(stop_after=1):
+                    return
+
+    async def migrate(self) -> list[int]:
+        def run() -> list[int]:
+            self._ensure_open()
+            with self._pool.connection() as conn, conn.transaction():
+                # One migrator at a time, across every process that starts together.
+                conn.execute("SELECT pg_advisory_xact_lock(72616)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {
+                    row[0] for row in conn.execute("SELECT version FROM schema_migrations")
+                }
+                applied = []
+                for version, script in named.load_migrations("postgres"):
+                    if version in done:
+                        continue
+                    conn.execute(script.encode())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    applied.append(version)
+                return applied
+
+        return await self._call(run)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self._call(self._pool.close)
+        self._executor.shutdown(wait=True)

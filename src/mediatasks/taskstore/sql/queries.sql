@@ -1,0 +1,179 @@
+-- Queries that read the same in SQLite and PostgreSQL.  Each starts with "-- name: <name>" and a
+-- one-line description.  Parameters are written :name; the PostgreSQL backend rewrites them.
+-- Times are Unix milliseconds.  Every phase change is guarded by the phase it leaves (and by the
+-- lease token for a worker's transitions): a change that matches no row returns nothing, and the
+-- store raises.
+
+-- name: insert_project
+-- Create a project.
+INSERT INTO projects (id, name, created_at) VALUES (:id, :name, :now)
+RETURNING *;
+
+-- name: list_projects
+-- Every project, oldest first.
+SELECT * FROM projects ORDER BY created_at, id;
+
+-- name: insert_api_key
+-- Create an API key; only the hash of its secret is kept.
+INSERT INTO api_keys (id, project_id, name, secret_hash, created_at)
+VALUES (:id, :project_id, :name, :secret_hash, :now)
+RETURNING *;
+
+-- name: list_api_keys
+-- The keys of one project, or of all when :project_id is null.
+SELECT * FROM api_keys
+WHERE CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id
+ORDER BY created_at, id;
+
+-- name: revoke_api_key
+-- Revoke a live key.
+UPDATE api_keys SET revoked_at = :now
+WHERE id = :id AND revoked_at IS NULL
+RETURNING *;
+
+-- name: authenticate
+-- The live key whose secret hashes to :secret_hash.
+SELECT * FROM api_keys WHERE secret_hash = :secret_hash AND revoked_at IS NULL;
+
+-- name: insert_task
+-- Create a task, pending or waiting.
+INSERT INTO tasks (id, project_id, type, phase, params, max_retries, input_asset_id,
+                   output_asset_id, created_at, updated_at, scheduled_at, run_at)
+VALUES (:id, :project_id, :type, :phase, :params, :max_retries, :input_asset_id,
+        :output_asset_id, :now, :now, :scheduled_at, :now)
+RETURNING *;
+
+-- name: insert_event
+-- Append to a task's event log (always in the transaction of the change it records).
+INSERT INTO task_events (task_id, project_id, name, phase, progress, at, data)
+VALUES (:task_id, :project_id, :name, :phase, :progress, :now, :data);
+
+-- name: get_task
+-- One task, in one project when :project_id is given.
+SELECT * FROM tasks
+WHERE id = :id AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id);
+
+-- name: list_events
+-- A task's events after :after_id, oldest first.
+SELECT * FROM task_events WHERE task_id = :task_id AND id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: schedule
+-- pending -> waiting: the task's input is complete.
+UPDATE tasks SET phase = 'waiting', scheduled_at = :now, run_at = :now, updated_at = :now
+WHERE id = :id AND phase = 'pending'
+RETURNING *;
+
+-- name: heartbeat
+-- Extend a running task's lease and record its progress, which never goes down.
+UPDATE tasks
+SET lease_expires_at = :lease_expires_at,
+    updated_at = :now,
+    progress = CASE
+        WHEN CAST(:progress AS DOUBLE PRECISION) IS NULL THEN progress
+        WHEN progress IS NULL OR CAST(:progress AS DOUBLE PRECISION) > progress
+            THEN CAST(:progress AS DOUBLE PRECISION)
+        ELSE progress END
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: complete
+-- running -> completed, by the lease holder.
+UPDATE tasks
+SET phase = 'completed', output = :output, progress = 1.0, error_message = NULL,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: fail
+-- running -> failed, by the lease holder (or the rescuer, which presents the expired token).
+UPDATE tasks
+SET phase = 'failed', error_message = :error_message,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: retry_later
+-- running -> waiting with one more retry counted, runnable from :run_at.
+UPDATE tasks
+SET phase = 'waiting', retries = retries + 1, error_message = :error_message,
+    progress = NULL, run_at = :run_at,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: release
+-- running -> waiting without counting the attempt: the worker is shutting down.
+UPDATE tasks
+SET phase = 'waiting', attempt = attempt - 1, progress = NULL, run_at = :now,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = :now
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: cancel
+-- pending|waiting|running -> cancelled, by the user.
+UPDATE tasks
+SET phase = 'cancelled', error_message = 'task cancelled', progress = NULL,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND phase IN ('pending', 'waiting', 'running')
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
+RETURNING *;
+
+-- name: retry
+-- failed|cancelled -> waiting with the retry count reset: a manual retry.
+UPDATE tasks
+SET phase = 'waiting', retries = 0, error_message = NULL, output = NULL, progress = NULL,
+    scheduled_at = :now, run_at = :now, updated_at = :now
+WHERE id = :id AND phase IN ('failed', 'cancelled')
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
+RETURNING *;
+
+-- name: count_tasks
+-- How many tasks there are, in one phase when :phase is given.
+SELECT count(*) AS n FROM tasks WHERE CAST(:phase AS TEXT) IS NULL OR phase = :phase;
+
+-- name: insert_asset
+-- Create an asset.
+INSERT INTO assets (id, project_id, name, playback_id, phase, source, options, created_at,
+                    updated_at)
+VALUES (:id, :project_id, :name, :playback_id, :phase, :source, :options, :now, :now)
+RETURNING *;
+
+-- name: get_asset
+-- One live asset, in one project when :project_id is given.
+SELECT * FROM assets
+WHERE id = :id AND phase <> 'deleted'
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id);
+
+-- name: mirror_asset
+-- Make an asset follow its task's phase (never once it is being deleted).
+UPDATE assets
+SET phase = :phase, progress = :progress, error_message = :error_message, updated_at = :now
+WHERE id = :id AND phase NOT IN ('deleting', 'deleted')
+RETURNING *;
+
+-- name: asset_progress
+-- Mirror a running task's progress on its asset; it never goes down.
+UPDATE assets
+SET progress = CASE WHEN progress IS NULL OR CAST(:progress AS DOUBLE PRECISION) > progress
+                    THEN CAST(:progress AS DOUBLE PRECISION) ELSE progress END,
+    updated_at = :now
+WHERE id = :id AND phase = 'processing'
+RETURNING *;
+
+-- name: asset_ready
+-- The asset's task completed: record what it produced.
+UPDATE assets
+SET phase = 'ready', progress = NULL, error_message = NULL, media = :media, updated_at = :now
+WHERE id = :id AND phase NOT IN ('deleting', 'deleted')
+RETURNING *;
+
+-- name: delete_asset
+-- Mark an asset deleted.
+UPDATE assets SET phase = 'deleted', deleted_at = :now, updated_at = :now
+WHERE id = :id AND project_id = :project_id AND phase <> 'deleted'
+RETURNING *;
+
+-- name: active_tasks_of_asset
+-- The unfinished tasks that fill an asset.
+SELECT * FROM tasks
+WHERE output_asset_id = :asset_id AND phase IN ('pending', 'waiting', 'running');
