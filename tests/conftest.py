@@ -17,9 +17,7 @@ import pytest
 
 from mediatasks import taskstore
 
-PG_URL = os.environ.get(
-    "MEDIATASKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("MEDIATASKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

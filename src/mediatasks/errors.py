@@ -35,8 +35,8 @@ __all__ = [
     "Retry",
     "SourceUnavailable",
     "TaskFailure",
-    "UnsafeURL",
     "Unretriable",
+    "UnsafeURL",
 ]
 
 

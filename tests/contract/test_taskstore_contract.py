@@ -276,9 +276,7 @@ async def test_list_tasks_pages_filters_orders_and_scopes(store: taskstore.TaskS
     assert page.total == 5
     page2 = await store.list_tasks(taskstore.Query(project_id=project, limit=2, offset=4))
     assert [t.id for t in page2.items] == [made[0].id]
-    asc = await store.list_tasks(
-        taskstore.Query(project_id=project, order=[("created_at", False)])
-    )
+    asc = await store.list_tasks(taskstore.Query(project_id=project, order=[("created_at", False)]))
     assert [t.id for t in asc.items] == [t.id for t in made]
     cutoff = int((T0 + timedelta(seconds=2)).timestamp() * 1000)
     filtered = await store.list_tasks(
@@ -324,7 +322,7 @@ def _asset(project: str, asset_id: str = "a1") -> taskstore.NewAsset:
 
 async def test_asset_mirrors_its_task(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
-    asset, task = await store.create_asset(
+    asset, _ = await store.create_asset(
         _asset(project),
         taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
         now=T0,

@@ -104,9 +104,7 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
                     "CREATE TABLE IF NOT EXISTS schema_migrations "
                     "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
                 )
-                done = {
-                    row[0] for row in conn.execute("SELECT version FROM schema_migrations")
-                }
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
                 applied = []
                 for version, script in named.load_migrations("postgres"):
                     if version in done:
