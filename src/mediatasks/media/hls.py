@@ -1,0 +1,403 @@
+"""Transcode a source into an HLS rendition ladder laid out like Livepeer's (reference §5.3).
+
+One FFmpeg process decodes the source once, ``split``s the frames into one scaler per rendition
+and encodes each with libx264; the audio is decoded once and AAC-encoded once per rendition,
+because the HLS muxer's ``var_stream_map`` needs every variant to own its audio stream (Livepeer
+muxes the audio into every rendition's segments as well).  The layout::
+
+    <out_dir>/index.m3u8                 master playlist (written by write_master_playlist)
+    <out_dir>/<profile.name>/index.m3u8  VOD media playlist, with #EXT-X-ENDLIST
+    <out_dir>/<profile.name>/<n>.ts      segments 0.ts, 1.ts, ...
+
+FFmpeg writes a master playlist too; :func:`write_master_playlist` replaces it with Livepeer's
+shape (``NAME="<i>-<profile>"``, ``FRAME-RATE``, Livepeer's ordering) and keeps FFmpeg's
+``CODECS`` strings, which only the muxer can compute.
+
+Rotation: FFmpeg applies the display matrix while decoding (autorotate), so the frames reaching
+the scalers are upright, and the profiles, which :mod:`mediatasks.media.ladder` computes from
+display dimensions, are the exact output sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Final
+
+from mediatasks.media import ffmpeg, ladder, probe
+
+__all__ = [
+    "AUDIO_BITRATE_BPS",
+    "DEFAULT_SEGMENT_S",
+    "MASTER_PLAYLIST",
+    "MAX_SEGMENT_S",
+    "MEDIA_PLAYLIST",
+    "HlsOutput",
+    "Rendition",
+    "build_ladder_command",
+    "master_order",
+    "measure_rendition",
+    "output_frame_rate",
+    "segment_size_s",
+    "transcode_hls",
+    "write_master_playlist",
+]
+
+#: Segment length when the request gives none (Livepeer ``DefaultSegmentSizeSecs``).
+DEFAULT_SEGMENT_S: Final = 10.0
+#: Longest allowed segment (Livepeer ``MaxSegmentSizeSecs``).
+MAX_SEGMENT_S: Final = 20.0
+#: AAC bitrate of every rendition's audio.
+AUDIO_BITRATE_BPS: Final = 128_000
+#: Master playlist file name, in ``out_dir``.
+MASTER_PLAYLIST: Final = "index.m3u8"
+#: Media playlist file name, in ``out_dir/<profile.name>``.
+MEDIA_PLAYLIST: Final = "index.m3u8"
+#: A rendition at least this wide or tall is not listed first: players start with the first.
+_LARGE_FIRST_PX: Final = 960
+#: AAC above 48 kHz buys nothing for playback.
+_MAX_AUDIO_SAMPLE_RATE: Final = 48_000
+_H264_PROFILES: Final = {
+    "H264Baseline": "baseline",
+    "H264Main": "main",
+    "H264High": "high",
+    "H264ConstrainedHigh": "high",  # plus no B-frames, below
+}
+_ATTRIBUTE: Final = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rendition:
+    """One rendition as written: what the master playlist lists."""
+
+    profile: ladder.Profile
+    #: Media playlist path relative to ``out_dir`` (``"720p0/index.m3u8"``).
+    playlist: str
+    segment_count: int
+    duration_s: float
+    #: Highest segment bitrate (HLS ``BANDWIDTH``), video and audio.
+    peak_bandwidth_bps: int
+    #: Whole-rendition bitrate (HLS ``AVERAGE-BANDWIDTH``).
+    average_bandwidth_bps: int
+    #: The frame rate after the profile's cap, when known.
+    frame_rate: float | None = None
+    #: RFC 6381 codecs string from FFmpeg's own master playlist, when it wrote one.
+    codecs: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HlsOutput:
+    """The result of :func:`transcode_hls`."""
+
+    #: ``out_dir/index.m3u8``.
+    master_playlist: Path
+    #: In master-playlist order.
+    renditions: tuple[Rendition, ...]
+    run: ffmpeg.FFmpegRun
+
+
+def segment_size_s(target: float | None) -> float:
+    """A request's ``targetSegmentSizeSecs`` made usable: 10 when absent or ≤0, at most 20."""
+    if target is None or target <= 0:
+        return DEFAULT_SEGMENT_S
+    return min(float(target), MAX_SEGMENT_S)
+
+
+def output_frame_rate(profile: ladder.Profile, source_fps: float | None) -> Fraction | None:
+    """The frame rate a rendition is *forced* to, or ``None`` to keep the source's.
+
+    A profile's rate is a cap: a 24 fps source stays 24 fps under a 30 fps profile.
+    """
+    cap = profile.frame_rate
+    if cap is None:
+        return None
+    if source_fps is not None and source_fps <= cap:
+        return None
+    return cap
+
+
+def build_ladder_command(
+    *,
+    binary: str,
+    source: Path,
+    spec: probe.VideoSpec,
+    profiles: Sequence[ladder.Profile],
+    out_dir: Path,
+    segment_s: float,
+    preset: str = "veryfast",
+    threads: int | None = None,
+) -> list[str]:
+    """The FFmpeg argv that writes the whole ladder in one process with one decode.
+
+    Give it to :func:`mediatasks.media.ffmpeg.run_ffmpeg`, which adds the progress flags.
+    ``profiles`` must come from :func:`mediatasks.media.ladder.resolve_profiles` (even sizes,
+    unique names).
+    """
+    if not profiles:
+        raise ValueError("at least one profile is needed")
+    for profile in profiles:
+        if profile.width % 2 or profile.height % 2:
+            raise ValueError(f"profile {profile.name!r} has an odd frame size")
+    video = spec.video
+    source_fps = video.fps if video is not None else None
+    audio = spec.audio
+    count = len(profiles)
+
+    graph = [f"[0:v:0]split={count}" + "".join(f"[in{i}]" for i in range(count))]
+    for i, profile in enumerate(profiles):
+        filters = []
+        rate = output_frame_rate(profile, source_fps)
+        if rate is not None:
+            filters.append(f"fps={rate.numerator}/{rate.denominator}")
+        filters += [f"scale={profile.width}:{profile.height}", "format=yuv420p"]
+        graph.append(f"[in{i}]{','.join(filters)}[v{i}]")
+
+    argv = [binary]
+    if threads is not None:
+        argv += ["-threads", str(threads), "-filter_complex_threads", str(threads)]
+    argv += ["-i", str(source), "-filter_complex", ";".join(graph)]
+    for i in range(count):
+        argv += ["-map", f"[v{i}]"]
+        if audio is not None:
+            argv += ["-map", "0:a:0"]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
+
+    seconds = _number(segment_s)
+    argv += ["-c:v", "libx264", "-preset", preset]
+    if threads is not None:
+        argv += ["-threads", str(threads)]
+    # Keyframes on every segment boundary, so that every rendition's segments line up.
+    argv += ["-force_key_frames:v", f"expr:gte(t,n_forced*{seconds})"]
+    for i, profile in enumerate(profiles):
+        argv += _video_options(i, profile, output_frame_rate(profile, source_fps) or source_fps)
+    if audio is not None:
+        argv += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE_BPS)]
+        argv += ["-ac", str(min(audio.channels or 2, 2))]
+        if audio.sample_rate and audio.sample_rate > _MAX_AUDIO_SAMPLE_RATE:
+            argv += ["-ar", str(_MAX_AUDIO_SAMPLE_RATE)]
+
+    stream_map = " ".join(
+        f"v:{i},a:{i},name:{profile.name}" if audio is not None else f"v:{i},name:{profile.name}"
+        for i, profile in enumerate(profiles)
+    )
+    argv += [
+        "-f",
+        "hls",
+        "-hls_time",
+        seconds,
+        "-hls_playlist_type",
+        "vod",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "mpegts",
+        "-start_number",
+        "0",
+        "-hls_segment_filename",
+        str(out_dir / "%v" / "%d.ts"),
+        "-master_pl_name",
+        MASTER_PLAYLIST,
+        "-var_stream_map",
+        stream_map,
+        str(out_dir / "%v" / MEDIA_PLAYLIST),
+    ]
+    return argv
+
+
+def master_order(profiles: Sequence[ladder.Profile]) -> list[ladder.Profile]:
+    """Livepeer's master-playlist order.
+
+    Highest bitrate first (larger frame first on ties); then, if that first rendition is
+    960 px or more in either dimension, it trades places with the second so that players,
+    which start with the first variant, do not begin with a large download.
+    """
+    ordered = sorted(profiles, key=lambda p: (p.bitrate, p.width * p.height), reverse=True)
+    first = ordered[0] if ordered else None
+    if (
+        first is not None
+        and len(ordered) >= 2
+        and max(first.width, first.height) >= _LARGE_FIRST_PX
+    ):
+        ordered[0], ordered[1] = ordered[1], ordered[0]
+    return ordered
+
+
+def measure_rendition(
+    out_dir: Path,
+    profile: ladder.Profile,
+    *,
+    source_fps: float | None = None,
+    codecs: str | None = None,
+) -> Rendition:
+    """Read a written rendition's media playlist and segment sizes.
+
+    Bandwidths fall back to the profile's bitrate (plus audio) when nothing was written.
+    """
+    playlist = f"{profile.name}/{MEDIA_PLAYLIST}"
+    segments = _read_media_playlist(out_dir / playlist)
+    duration_s = sum(seconds for _, seconds in segments)
+    peak_bps = 0
+    total_bits = 0
+    for uri, seconds in segments:
+        bits = (out_dir / profile.name / uri).stat().st_size * 8
+        total_bits += bits
+        if seconds > 0:
+            peak_bps = max(peak_bps, round(bits / seconds))
+    nominal_bps = profile.bitrate + AUDIO_BITRATE_BPS
+    rate = output_frame_rate(profile, source_fps)
+    frame_rate = float(rate) if rate is not None else source_fps
+    return Rendition(
+        profile=profile,
+        playlist=playlist,
+        segment_count=len(segments),
+        duration_s=duration_s,
+        peak_bandwidth_bps=peak_bps or nominal_bps,
+        average_bandwidth_bps=round(total_bits / duration_s) if duration_s > 0 else nominal_bps,
+        frame_rate=frame_rate,
+        codecs=codecs,
+    )
+
+
+def write_master_playlist(
+    out_dir: Path, profiles: Sequence[ladder.Profile], *, source_fps: float | None = None
+) -> tuple[Rendition, ...]:
+    """Write ``out_dir/index.m3u8`` in Livepeer's shape; return the renditions in its order.
+
+    Each variant reads ``#EXT-X-STREAM-INF:BANDWIDTH=…,AVERAGE-BANDWIDTH=…,RESOLUTION=WxH,
+    FRAME-RATE=…,CODECS="…",NAME="<i>-<name>"`` followed by ``<name>/index.m3u8``; the order is
+    :func:`master_order`.  Bandwidths are measured from the written segments.
+    """
+    master = out_dir / MASTER_PLAYLIST
+    codecs_by_uri = _read_codecs(master)
+    renditions = tuple(
+        measure_rendition(
+            out_dir,
+            profile,
+            source_fps=source_fps,
+            codecs=codecs_by_uri.get(f"{profile.name}/{MEDIA_PLAYLIST}"),
+        )
+        for profile in master_order(profiles)
+    )
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
+    for index, rendition in enumerate(renditions):
+        profile = rendition.profile
+        attributes = [
+            f"BANDWIDTH={rendition.peak_bandwidth_bps}",
+            f"AVERAGE-BANDWIDTH={rendition.average_bandwidth_bps}",
+            f"RESOLUTION={profile.width}x{profile.height}",
+        ]
+        if rendition.frame_rate:
+            attributes.append(f"FRAME-RATE={rendition.frame_rate:.3f}")
+        if rendition.codecs:
+            attributes.append(f'CODECS="{rendition.codecs}"')
+        attributes.append(f'NAME="{index}-{profile.name}"')
+        lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", rendition.playlist]
+    master.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return renditions
+
+
+async def transcode_hls(
+    *,
+    binary: str,
+    source: Path,
+    spec: probe.VideoSpec,
+    profiles: Sequence[ladder.Profile],
+    out_dir: Path,
+    segment_s: float,
+    on_progress: Callable[[float], Awaitable[None]] | None = None,
+    preset: str = "veryfast",
+    threads: int | None = None,
+) -> HlsOutput:
+    """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
+
+    Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it stops FFmpeg.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = build_ladder_command(
+        binary=binary,
+        source=source,
+        spec=spec,
+        profiles=profiles,
+        out_dir=out_dir,
+        segment_s=segment_s,
+        preset=preset,
+        threads=threads,
+    )
+    run = await ffmpeg.run_ffmpeg(argv, duration_s=spec.duration_s, on_progress=on_progress)
+    source_fps = spec.video.fps if spec.video is not None else None
+    renditions = await asyncio.to_thread(
+        write_master_playlist, out_dir, profiles, source_fps=source_fps
+    )
+    return HlsOutput(master_playlist=out_dir / MASTER_PLAYLIST, renditions=renditions, run=run)
+
+
+def _video_options(
+    index: int, profile: ladder.Profile, frame_rate: float | Fraction | None
+) -> list[str]:
+    """libx264 options for output video stream ``index``."""
+    stream = f"v:{index}"
+    bitrate = str(profile.bitrate)
+    options: list[str] = []
+    if profile.quality is not None:
+        # Capped CRF: constant quality, never above the profile's bitrate.
+        options += [f"-crf:{stream}", str(profile.quality)]
+    else:
+        options += [f"-b:{stream}", bitrate]
+    options += [f"-maxrate:{stream}", bitrate, f"-bufsize:{stream}", str(2 * profile.bitrate)]
+    if profile.profile is not None:
+        options += [f"-profile:{stream}", _H264_PROFILES[profile.profile]]
+        if profile.profile == "H264ConstrainedHigh":
+            options += [f"-bf:{stream}", "0"]
+    gop_s = profile.gop_s
+    if gop_s == 0.0:
+        options += [f"-g:{stream}", "1"]
+    elif gop_s is not None and frame_rate:
+        options += [f"-g:{stream}", str(max(1, round(gop_s * float(frame_rate))))]
+    return options
+
+
+def _read_media_playlist(path: Path) -> list[tuple[str, float]]:
+    """``(uri, seconds)`` of each segment of a media playlist; empty if it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    segments: list[tuple[str, float]] = []
+    seconds: float | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXTINF:"):
+            seconds = float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#") and seconds is not None:
+            segments.append((line, seconds))
+            seconds = None
+    return segments
+
+
+def _read_codecs(master: Path) -> dict[str, str]:
+    """Variant URI to ``CODECS`` from a master playlist (FFmpeg's); empty if there is none."""
+    try:
+        text = master.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    codecs: dict[str, str] = {}
+    pending: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(_ATTRIBUTE.findall(line[len("#EXT-X-STREAM-INF:") :]))
+            pending = attributes.get("CODECS", "").strip('"') or None
+        elif line and not line.startswith("#"):
+            if pending:
+                codecs[line] = pending
+            pending = None
+    return codecs
+
+
+def _number(value: float) -> str:
+    """``10.0`` as ``"10"``, ``2.5`` as ``"2.5"``: FFmpeg option and expression syntax."""
+    return f"{value:g}"
