@@ -1,0 +1,68 @@
+"""What a task handler is given and what it must provide.
+
+A handler turns one claimed task into an output.  It reads its inputs and writes its outputs only
+through the blob store and its private work folder, reports progress through its context, and
+signals failure by raising (``errors.Unretriable`` for input that can never work, anything else
+for a failure that may pass).  It never touches the task's phase: the worker does that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from mediatasks import settings as settings_module
+from mediatasks import tasks, taskstore
+from mediatasks.blobstore import base as blobstore
+from mediatasks.worker import outcome
+
+__all__ = ["Context", "Handler"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class Context:
+    """One attempt of one task, as its handler sees it."""
+
+    task: tasks.Task
+    settings: settings_module.Settings
+    store: taskstore.TaskStore
+    blobs: blobstore.BlobStore
+    #: A private, empty folder for this attempt; removed when the attempt ends.
+    workdir: Path
+    #: The latest progress reported, 0..1; the worker persists it.
+    progress: float = 0.0
+    #: Facts worth keeping on the task's timeline (FFmpeg command and version, ...).
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    async def report_progress(self, fraction: float) -> None:
+        """Record progress; it never goes down and the worker saves it on its next beat."""
+        self.progress = max(self.progress, min(1.0, max(0.0, fraction)))
+
+    def progress_span(self, start: float, end: float) -> _Span:
+        """A reporter that maps 0..1 of one step onto ``start..end`` of the whole task."""
+        return _Span(self, start, end)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Span:
+    context: Context
+    start: float
+    end: float
+
+    async def __call__(self, fraction: float) -> None:
+        await self.context.report_progress(self.start + (self.end - self.start) * fraction)
+
+
+class Handler(Protocol):
+    """Does the work of one task type."""
+
+    async def run(self, ctx: Context) -> outcome.Complete:
+        """Do the work and return what completes the task."""
+        ...
+
+
+def output_of(value: Mapping[str, Any]) -> outcome.Complete:
+    """A completion with this output and nothing published."""
+    return outcome.Complete(output=value)

@@ -1,0 +1,103 @@
+"""``upload``: fetch a source, probe it, hash it, transcode its HLS ladder, publish it.
+
+Progress: the download is the first 10 %, the transcode (from FFmpeg's own progress) the next
+85 %, publishing the rest.  Everything is staged in the attempt's work folder and published to the
+blob store under ``asset/<playbackId>/`` only once the transcode has succeeded; the worker removes
+it again if the task cannot be completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from mediatasks import errors, fetch
+from mediatasks.media import ffmpeg, hls, ladder, probe
+from mediatasks.worker import handler, outcome
+
+__all__ = ["UploadHandler", "UploadParams", "blob_prefix"]
+
+
+class UploadParams(BaseModel):
+    """The ``params.upload`` of an upload task."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    url: str
+    profiles: list[dict[str, Any]] | None = None
+    target_segment_size_secs: float | None = Field(default=None)
+
+
+def blob_prefix(playback_id: str) -> str:
+    """Where an asset's media live in the blob store."""
+    return f"asset/{playback_id}"
+
+
+class UploadHandler:
+    """Turns a source URL into a ready asset with an HLS ladder."""
+
+    async def run(self, ctx: handler.Context) -> outcome.Complete:
+        params = UploadParams.model_validate(ctx.task.params)
+        if ctx.task.output_asset_id is None:
+            raise errors.Unretriable("upload task has no output asset")
+        try:
+            asset = await ctx.store.get_asset(ctx.task.output_asset_id)
+        except errors.NotFound as exc:
+            raise errors.Unretriable("task cancelled, asset has been deleted") from exc
+        settings = ctx.settings
+
+        source = ctx.workdir / "source"
+        fetched = await fetch.download(
+            params.url,
+            source,
+            allow_private=settings.allow_private_urls,
+            max_bytes=settings.max_source_bytes,
+            timeout_s=settings.download_timeout_s,
+            total_timeout_s=settings.download_total_timeout_s,
+            on_progress=_download_progress(ctx),
+        )
+        spec = await asyncio.to_thread(probe.probe, source)
+        profiles = ladder.resolve_profiles(params.profiles, spec)
+        segment_s = hls.segment_size_s(params.target_segment_size_secs)
+
+        out_dir = ctx.workdir / "hls"
+        binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
+        ctx.facts["ffmpeg"] = {"version": await ffmpeg.ffmpeg_version(binary)}
+        await hls.transcode_hls(
+            binary=binary,
+            source=source,
+            spec=spec,
+            profiles=profiles,
+            out_dir=out_dir,
+            segment_s=segment_s,
+            on_progress=ctx.progress_span(0.10, 0.95),
+            preset=settings.x264_preset,
+        )
+
+        prefix = blob_prefix(asset.playback_id)
+        await ctx.blobs.put_file(f"{prefix}/video", source)
+        await ctx.blobs.put_tree(f"{prefix}/hls", out_dir)
+        await ctx.report_progress(1.0)
+        media = {
+            "size": fetched.size_bytes,
+            "hash": [{"hash": fetched.sha256, "algorithm": "sha256"}],
+            "videoSpec": spec.to_wire(),
+            "renditions": [profile.to_wire() for profile in profiles],
+            "prefix": prefix,
+            "hls": f"{prefix}/hls/index.m3u8",
+            "source": f"{prefix}/video",
+        }
+        return outcome.Complete(output={"upload": {}}, asset_media=media, published=[prefix])
+
+
+def _download_progress(ctx: handler.Context) -> Any:
+    span = ctx.progress_span(0.0, 0.10)
+
+    async def report(received: int, total: int | None) -> None:
+        if total:
+            await span(received / total)
+
+    return report
