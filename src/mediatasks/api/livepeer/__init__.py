@@ -1,0 +1,3 @@
+"""Livepeer Studio's API under ``/api``."""
+
+from __future__ import annotations

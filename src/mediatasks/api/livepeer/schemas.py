@@ -1,0 +1,54 @@
+"""Request bodies of the Livepeer dialect, as Studio validates them (unknown fields refused)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = ["NewAssetFromUrl", "PlaybackPolicy", "TranscodeProfile"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class TranscodeProfile(_Body):
+    """One rendition of a ladder."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=500)
+    width: int | None = Field(default=None, ge=128)
+    height: int | None = Field(default=None, ge=128)
+    bitrate: int = Field(ge=400)
+    fps: int | None = Field(default=None, ge=0)
+    fps_den: int | None = Field(default=None, ge=1)
+    quality: int | None = Field(default=None, ge=0, le=44)
+    gop: str | None = None
+    profile: Literal["H264Baseline", "H264Main", "H264High", "H264ConstrainedHigh"] | None = None
+    encoder: Literal["H.264"] | None = None
+
+
+class PlaybackPolicy(_Body):
+    """Who may play an asset; only ``public`` is served without a token."""
+
+    type: Literal["public", "jwt", "webhook"]
+    webhook_id: str | None = None
+    webhook_context: dict[str, Any] | None = None
+    refresh_interval: float | None = None
+    allowed_origins: list[str] | None = None
+
+
+class NewAssetFromUrl(_Body):
+    """``POST /asset/upload/url``."""
+
+    name: str = Field(min_length=1)
+    url: str = Field(pattern=r"^(https?)://")
+    static_mp4: bool | None = None
+    playback_policy: PlaybackPolicy | None = None
+    creator_id: str | dict[str, Any] | None = None
+    storage: dict[str, Any] | None = None
+    c2pa: bool | None = None
+    profiles: list[TranscodeProfile] | None = None
+    target_segment_size_secs: float | None = Field(default=None, ge=0)
+    encryption: dict[str, Any] | None = None

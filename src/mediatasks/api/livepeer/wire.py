@@ -1,0 +1,115 @@
+"""Tasks and assets in Livepeer's JSON shape (camelCase, Unix milliseconds).
+
+The official SDK parses these strictly: ``status`` always carries ``phase`` and ``updatedAt``, a
+completed upload's ``output.upload.assetSpec`` is a whole asset (``id``, ``name``, ``source``),
+and credentials in URLs are masked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mediatasks import assets, fetch, tasks
+
+__all__ = ["PARAMS_KEY", "asset_json", "ms", "task_json"]
+
+#: The key under which each task type's params (and output) appear.
+PARAMS_KEY = {
+    tasks.TaskType.UPLOAD: "upload",
+    tasks.TaskType.TRANSCODE_FILE: "transcode-file",
+    tasks.TaskType.CLIP: "clip",
+    tasks.TaskType.EXPORT: "export",
+    tasks.TaskType.EXPORT_DATA: "exportData",
+}
+
+
+def ms(moment: datetime) -> int:
+    """Unix milliseconds."""
+    return int(moment.timestamp() * 1000)
+
+
+def _mask(value: Any) -> Any:
+    """Mask credentials in every URL found in ``value``."""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return fetch.redact_url(value)
+    return value
+
+
+def task_json(
+    task: tasks.Task, *, output_asset: assets.Asset | None = None, base_url: str = ""
+) -> dict[str, Any]:
+    """A task as Livepeer's ``GET /task/{id}`` returns it."""
+    status: dict[str, Any] = {"phase": str(task.phase), "updatedAt": ms(task.updated_at)}
+    if task.phase is tasks.Phase.RUNNING:
+        status["progress"] = round(task.progress or 0.0, 3)
+    if task.phase is not tasks.Phase.COMPLETED:
+        status["retries"] = task.retries
+    if task.error_message and task.phase is not tasks.Phase.COMPLETED:
+        status["errorMessage"] = task.error_message
+    body: dict[str, Any] = {
+        "id": task.id,
+        "type": task.type,
+        "createdAt": ms(task.created_at),
+        "projectId": task.project_id,
+        "params": {PARAMS_KEY.get(tasks.TaskType(task.type), task.type): _mask(task.params)},
+        "status": status,
+    }
+    if task.scheduled_at is not None:
+        body["scheduledAt"] = ms(task.scheduled_at)
+    if task.input_asset_id:
+        body["inputAssetId"] = task.input_asset_id
+    if task.output_asset_id:
+        body["outputAssetId"] = task.output_asset_id
+    if task.output is not None and task.phase is tasks.Phase.COMPLETED:
+        output = _mask(dict(task.output))
+        if "upload" in output and output_asset is not None:
+            output["upload"] = {
+                **output["upload"],
+                "assetSpec": asset_json(output_asset, base_url=base_url),
+            }
+        body["output"] = output
+    return body
+
+
+def asset_json(asset: assets.Asset, *, base_url: str) -> dict[str, Any]:
+    """An asset as Livepeer's ``GET /asset/{id}`` returns it."""
+    status: dict[str, Any] = {"phase": str(asset.phase), "updatedAt": ms(asset.updated_at)}
+    if asset.phase is assets.AssetPhase.PROCESSING and asset.progress is not None:
+        status["progress"] = round(asset.progress, 3)
+    if asset.error_message and asset.phase is assets.AssetPhase.FAILED:
+        status["errorMessage"] = asset.error_message
+    body: dict[str, Any] = {
+        "id": asset.id,
+        "type": "video",
+        "name": asset.name,
+        "playbackId": asset.playback_id,
+        "projectId": asset.project_id,
+        "createdAt": ms(asset.created_at),
+        "source": _mask(dict(asset.source)),
+        "status": status,
+    }
+    options = asset.options
+    creator = options.get("creatorId")
+    if isinstance(creator, str):
+        body["creatorId"] = {"type": "unverified", "value": creator}
+    elif isinstance(creator, dict):
+        body["creatorId"] = creator
+    for key in ("playbackPolicy", "staticMp4"):
+        if options.get(key) is not None:
+            body[key] = options[key]
+    media = asset.media
+    if asset.phase is assets.AssetPhase.READY:
+        base = base_url.rstrip("/")
+        if media.get("hls"):
+            body["playbackUrl"] = f"{base}/media/{media['hls']}"
+        if media.get("source"):
+            body["downloadUrl"] = f"{base}/media/{media['source']}"
+        for key in ("size", "hash", "videoSpec"):
+            if media.get(key) is not None:
+                body[key] = media[key]
+    return body

@@ -1,0 +1,24 @@
+"""What every HTTP handler needs: the settings and the open stores, shared by the dialects."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mediatasks import settings as settings_module
+from mediatasks import taskstore
+from mediatasks.blobstore import base as blobstore
+
+__all__ = ["Runtime"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class Runtime:
+    """The service's open resources; filled in by the application's start-up."""
+
+    settings: settings_module.Settings
+    store: taskstore.TaskStore
+    blobs: blobstore.BlobStore
+
+    def base_url(self, request_base_url: str) -> str:
+        """The public base URL for links: the setting, else the request's own."""
+        return (self.settings.public_url or request_base_url).rstrip("/")

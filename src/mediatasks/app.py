@@ -1,0 +1,95 @@
+"""The application factory: ``create_app(settings)`` gives the whole HTTP service.
+
+``/api`` speaks Livepeer Studio's API, ``/media`` serves published media (HLS playlists and
+segments, source files) with range requests.  Unless ``with_worker`` is false, the same process
+also runs a worker: the embedded shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from mediatasks import __version__, blobstore, errors, taskstore
+from mediatasks import settings as settings_module
+from mediatasks.api.livepeer.routes import create_livepeer_app
+from mediatasks.api.runtime import Runtime
+from mediatasks.worker import handlers, loop
+
+__all__ = ["create_app", "open_runtime"]
+
+log = logging.getLogger(__name__)
+
+_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".mp4": "video/mp4",
+    ".m4s": "video/iso.segment",
+}
+
+
+def open_runtime(settings: settings_module.Settings) -> Runtime:
+    """The task store and blob store that ``settings`` name (no I/O until they are used)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = taskstore.open_task_store(settings.resolved_database_url)
+    blobs = blobstore.open_blob_store(str(settings.media_dir.resolve()))
+    return Runtime(settings=settings, store=store, blobs=blobs)
+
+
+def create_app(
+    settings: settings_module.Settings,
+    *,
+    with_worker: bool = True,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """The service, ready for uvicorn.  The store is migrated when the app starts."""
+    owned = runtime is None
+    opened = runtime or open_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await opened.store.migrate()
+        worker = None
+        worker_job = None
+        if with_worker:
+            worker = loop.Worker(settings, opened.store, opened.blobs, handlers.registry())
+            worker_job = asyncio.create_task(worker.run(), name="worker")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_job is not None:
+                worker.stop()
+                await worker_job
+            if owned:
+                await opened.blobs.close()
+                await opened.store.close()
+
+    app = FastAPI(title="mediatasks", version=__version__, lifespan=lifespan)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/media/{key:path}", include_in_schema=False)
+    async def media(key: str) -> Response:
+        try:
+            path = opened.blobs.local_path(key)
+        except errors.InvalidInput:
+            path = None
+        if path is None or not path.is_file():
+            return JSONResponse({"errors": ["not found"]}, status_code=404)
+        media_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        return FileResponse(path, media_type=media_type)
+
+    app.mount("/api", create_livepeer_app(opened))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
