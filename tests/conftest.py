@@ -76,6 +76,23 @@ def pg_url(pg_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_empty_url(pg_template: str) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database with no schema at all."""
+    name = f"mt_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f"CREATE DATABASE {name}")
+    yield _with_database(name)
+    _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_store_url(request: pytest.FixtureRequest) -> str:
+    """A database with no schema, once per backend."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_empty_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """The URL of a SQLite file for this test alone."""
     return f"sqlite:///{tmp_path / 'tasks.db'}"

@@ -125,8 +125,8 @@ class TaskStore(Protocol):
     """The durable store behind every shape of the service."""
 
     # -- life of the store ------------------------------------------------------------------
-    async def migrate(self) -> list[int]:
-        """Bring the schema up to date; return the migrations applied."""
+    async def migrate(self, target: int | None = None) -> list[int]:
+        """Bring the schema up to date (or to version ``target``); return what was applied."""
         ...
 
     async def close(self) -> None:

@@ -94,7 +94,7 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
                 async for _ in self._listener.notifies(stop_after=1):
                     return
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self, target: int | None = None) -> list[int]:
         def run() -> list[int]:
             self._ensure_open()
             with self._pool.connection() as conn, conn.transaction():
@@ -107,7 +107,7 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
                 done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
                 applied = []
                 for version, script in named.load_migrations("postgres"):
-                    if version in done:
+                    if version in done or (target is not None and version > target):
                         continue
                     conn.execute(script.encode())
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))

@@ -104,7 +104,7 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
             return
         self._work.clear()
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self, target: int | None = None) -> list[int]:
         def run() -> list[int]:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -116,7 +116,7 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
                 done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
                 applied = []
                 for version, script in named.load_migrations("sqlite"):
-                    if version in done:
+                    if version in done or (target is not None and version > target):
                         continue
                     for statement in _statements(script):
                         conn.execute(statement)
