@@ -1,0 +1,234 @@
+"""The upload task with real FFmpeg, through the API and a worker in this process: bad sources fail
+with a clear message and leave nothing behind; a cancelled transcode is really stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediatasks import app, settings, taskstore
+from mediatasks.api.runtime import Runtime
+from mediatasks.blobstore.local import LocalBlobStore
+from mediatasks.worker import handlers, loop
+from tests import mediagen, processes
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/video.mp4"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("sources")
+    mediagen.make_video(root / "good.mp4", seconds=2)
+    mediagen.make_video(root / "long.mp4", seconds=12, width=1280, height=720)
+    mediagen.make_text_file(root / "text.mp4")
+    mediagen.make_truncated_mp4(root / "truncated.mp4")
+    (root / "empty.mp4").write_bytes(b"")
+    with processes.file_server(root) as base:
+        yield base
+
+
+@pytest.fixture
+async def service(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    config = settings.Settings(
+        data_dir=tmp_path / "data",
+        allow_private_urls=True,
+        download_timeout_s=0.5,
+        retry_backoff_s=[0.05],
+        lease_s=10,
+        heartbeat_interval_s=0.5,
+        poll_interval_s=0.05,
+        shutdown_grace_s=0,
+    )
+    blobs = LocalBlobStore(config.media_dir)
+    runtime = Runtime(settings=config, store=store, blobs=blobs)
+    project = await store.create_project("p")
+    _, secret = await store.create_api_key(project.id, "k")
+    worker = loop.Worker(config, store, blobs, handlers.registry())
+    job = asyncio.create_task(worker.run())
+    application = app.create_app(config, with_worker=False, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application),
+        base_url="http://testserver/api",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
+        yield client, runtime
+    worker.stop()
+    await job
+    await blobs.close()
+
+
+async def finish(client: httpx.AsyncClient, task_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            task: dict[str, Any] = (await client.get(f"/task/{task_id}")).json()
+            if task["status"]["phase"] in ("completed", "failed", "cancelled"):
+                return task
+            await asyncio.sleep(0.05)
+
+
+def media_files(runtime: Runtime) -> list[Path]:
+    root = runtime.settings.media_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "retries"),
+    [
+        ("missing.mp4", "404", 0),
+        ("text.mp4", "failed to probe or open file", 0),
+        ("truncated.mp4", "failed to probe or open file", 0),
+        ("empty.mp4", "empty", 0),
+    ],
+)
+async def test_bad_sources_fail_clearly(
+    service: tuple[httpx.AsyncClient, Runtime],
+    sources: str,
+    name: str,
+    message: str,
+    retries: int,
+) -> None:
+    client, runtime = service
+    created = await client.post(
+        "/asset/upload/url", json={"name": name, "url": f"{sources}/{name}"}
+    )
+    assert created.status_code == 201
+    task = await finish(client, created.json()["task"]["id"])
+    assert task["status"]["phase"] == "failed"
+    assert message in task["status"]["errorMessage"]
+    assert task["status"]["retries"] == retries
+    asset = (await client.get(f"/asset/{created.json()['asset']['id']}")).json()
+    assert asset["status"]["phase"] == "failed"
+    assert asset["status"]["errorMessage"] == task["status"]["errorMessage"]
+    assert media_files(runtime) == []
+    assert not any(runtime.settings.work_dir.iterdir())
+
+
+async def test_a_source_that_never_answers_is_retried_then_fails(
+    service: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = service
+    with silent_server() as url:
+        created = await client.post("/asset/upload/url", json={"name": "silent", "url": url})
+        task = await finish(client, created.json()["task"]["id"])
+    assert task["status"]["phase"] == "failed"
+    assert (
+        "did not answer" in task["status"]["errorMessage"]
+        or "time" in task["status"]["errorMessage"]
+    )
+    assert task["status"]["retries"] == 2
+    assert media_files(runtime) == []
+
+
+async def test_a_good_source_completes(
+    service: tuple[httpx.AsyncClient, Runtime], sources: str
+) -> None:
+    client, runtime = service
+    created = await client.post(
+        "/asset/upload/url",
+        json={
+            "name": "good",
+            "url": f"{sources}/good.mp4",
+            "profiles": [{"name": "small", "width": 320, "height": 180, "bitrate": 300_000}],
+            "targetSegmentSizeSecs": 1,
+        },
+    )
+    task = await finish(client, created.json()["task"]["id"])
+    assert task["status"]["phase"] == "completed", task
+    spec = task["output"]["upload"]["assetSpec"]
+    assert spec["id"] == created.json()["asset"]["id"]
+    assert spec["videoSpec"]["duration"] == pytest.approx(2.0, abs=0.1)
+    names = sorted(
+        p.relative_to(runtime.settings.media_dir).as_posix() for p in media_files(runtime)
+    )
+    playback = created.json()["asset"]["playbackId"]
+    assert f"asset/{playback}/hls/index.m3u8" in names
+    assert f"asset/{playback}/hls/small/index.m3u8" in names
+    assert sum(name.endswith(".ts") for name in names) == 2  # 1 s segments of a 2 s source
+
+
+async def test_cancel_kills_the_transcode_and_removes_its_output(
+    service: tuple[httpx.AsyncClient, Runtime], sources: str
+) -> None:
+    client, runtime = service
+    created = await client.post(
+        "/asset/upload/url",
+        json={"name": "long", "url": f"{sources}/long.mp4", "targetSegmentSizeSecs": 1},
+    )
+    task_id = created.json()["task"]["id"]
+    async with asyncio.timeout(60):
+        while (await client.get(f"/task/{task_id}")).json()["status"].get("progress", 0) < 0.2:
+            await asyncio.sleep(0.05)
+    workdir = runtime.settings.work_dir / task_id
+    assert any(workdir.rglob("*.ts")), "the transcode should have written segments"
+    cancelled = await client.post(f"/task/{task_id}/cancel")
+    assert cancelled.json()["status"]["phase"] == "cancelled"
+    loop_time = asyncio.get_running_loop().time
+    started = loop_time()
+    async with asyncio.timeout(5):
+        while workdir.exists():
+            await asyncio.sleep(0.05)
+    print(f"\ncancel to work folder removed: {loop_time() - started:.2f} s")
+    assert loop_time() - started < 2.5
+    assert media_files(runtime) == []
+    asset = (await client.get(f"/asset/{created.json()['asset']['id']}")).json()
+    assert asset["status"]["phase"] == "failed"
+    assert "playbackUrl" not in asset
+
+
+async def test_loopback_source_is_refused_at_creation(
+    store: taskstore.TaskStore, tmp_path: Path, sources: str
+) -> None:
+    config = settings.Settings(data_dir=tmp_path, allow_private_urls=False)
+    runtime = Runtime(settings=config, store=store, blobs=LocalBlobStore(config.media_dir))
+    project = await store.create_project("p")
+    _, secret = await store.create_api_key(project.id, "k")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(
+            app=app.create_app(config, with_worker=False, runtime=runtime)
+        ),
+        base_url="http://testserver/api",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
+        response = await client.post(
+            "/asset/upload/url", json={"name": "x", "url": f"{sources}/good.mp4"}
+        )
+    assert response.status_code == 422
+    assert "loopback" in response.json()["errors"][0]
+    assert await store.count_tasks() == 0
