@@ -8,6 +8,7 @@ The tree::
     ├── InvalidTransition         a guarded state change matched no row
     │   └── LeaseLost             the worker's lease was taken back or the task moved on
     ├── Conflict                  the request clashes with what exists (409)
+    ├── Unavailable               the task store cannot be reached now (503)
     ├── InvalidInput              a client's request is malformed or refused (422)
     │   └── UnsafeURL             a URL points at a scheme or address that is not allowed
     └── TaskFailure               raised by a task handler: the attempt did not succeed
@@ -35,6 +36,7 @@ __all__ = [
     "Retry",
     "SourceUnavailable",
     "TaskFailure",
+    "Unavailable",
     "Unretriable",
     "UnsafeURL",
 ]
@@ -70,6 +72,10 @@ class LeaseLost(InvalidTransition):
 
 class Conflict(MediaTasksError):
     """The request conflicts with the current state of the resource."""
+
+
+class Unavailable(MediaTasksError):
+    """The task store is unavailable; try again shortly."""
 
 
 class InvalidInput(MediaTasksError):

@@ -205,3 +205,17 @@ async def test_delete_asset(runtime: Runtime, client: httpx.AsyncClient) -> None
     assert (await client.delete(f"/asset/{asset_id}")).status_code == 404
     task = await runtime.store.get_task(created["task"]["id"])
     assert task.phase is tasks.Phase.CANCELLED
+
+
+async def test_an_unreachable_store_is_503_not_500(tmp_path: Path) -> None:
+    config = settings.Settings(data_dir=tmp_path)
+    broken = taskstore.open_task_store("sqlite:////proc/no-such-folder/tasks.db")
+    runtime = Runtime(settings=config, store=broken, blobs=LocalBlobStore(tmp_path / "media"))
+    application = app.create_app(config, with_worker=False, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://testserver/api"
+    ) as http:
+        response = await http.get("/task", headers={"Authorization": "Bearer mt_x"})
+    assert response.status_code == 503
+    assert "unavailable" in response.json()["errors"][0]
+    await broken.close()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mediatasks import errors
 from mediatasks.taskstore import queries as named
@@ -54,20 +54,24 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._opened = False
         self._listener: psycopg.AsyncConnection[Any] | None = None
-        self._local_work = asyncio.Event()
 
     def _ensure_open(self) -> None:
         if not self._opened:
             try:
                 self._pool.open(wait=True, timeout=10)
-            except psycopg.Error as exc:
-                raise errors.MediaTasksError(f"cannot reach PostgreSQL: {exc}") from exc
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise errors.Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
             self._opened = True
 
     def _in_tx(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
         self._ensure_open()
-        with self._pool.connection() as conn, conn.transaction():
-            return fn(_Tx(conn))
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return fn(_Tx(conn))
+        except psycopg.errors.IntegrityError as exc:
+            raise errors.Conflict(f"conflicts with existing data: {exc}") from exc
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise errors.Unavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -76,8 +80,7 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         return await self._call(lambda: self._in_tx(fn))
 
     async def _write(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
-        result = await self._call(lambda: self._in_tx(fn))
-        return result
+        return await self._call(lambda: self._in_tx(fn))
 
     def _placeholder(self, name: str) -> str:
         return f"%({name})s"
@@ -86,13 +89,22 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         tx.rows(self.queries["notify_work"], {})
 
     async def wait_for_work(self, timeout_s: float) -> None:
-        if self._listener is None or self._listener.closed:
-            self._listener = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            await self._listener.execute(f"LISTEN {_CHANNEL}")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                async for _ in self._listener.notifies(stop_after=1):
-                    return
+        # A lost listener connection degrades to polling until it can be opened again.
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, int(timeout_s))
+                )
+                await self._listener.execute(f"LISTEN {_CHANNEL}")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    async for _ in self._listener.notifies(stop_after=1):
+                        return
+        except psycopg.Error:
+            if self._listener is not None:
+                await self._listener.close()
+                self._listener = None
+            await asyncio.sleep(timeout_s)
 
     async def migrate(self, target: int | None = None) -> list[int]:
         def run() -> list[int]:

@@ -65,17 +65,22 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
         return self._conn
 
     def _in_tx(self, fn: Callable[[sqlstore.Tx], _T], begin: str) -> _T:
-        conn = self._connection()
         try:
+            conn = self._connection()
             conn.execute(begin)
-        except sqlite3.OperationalError as exc:
-            raise errors.MediaTasksError(f"the task database is unavailable: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise errors.Unavailable(f"the task database is unavailable: {exc}") from exc
         try:
             result = fn(_Tx(conn))
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise errors.Conflict(f"conflicts with existing data: {exc}") from exc
+            if isinstance(exc, sqlite3.OperationalError):
+                raise errors.Unavailable(f"the task database is unavailable: {exc}") from exc
             raise
-        conn.execute("COMMIT")
         return result
 
     async def _call(self, fn: Callable[[], _T]) -> _T:

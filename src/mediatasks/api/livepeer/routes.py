@@ -71,6 +71,7 @@ _DOMAIN_STATUS: Sequence[tuple[type[errors.MediaTasksError], int]] = (
     (errors.InvalidTransition, 400),
     (errors.Conflict, 409),
     (errors.InvalidInput, 422),
+    (errors.Unavailable, 503),
 )
 
 
