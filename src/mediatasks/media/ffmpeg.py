@@ -118,6 +118,12 @@ def ffmpeg_binary(configured: str = "") -> str:
     """
     if configured:
         return configured
+    return _bundled_binary()
+
+
+@functools.cache
+def _bundled_binary() -> str:
+    # imageio-ffmpeg runs the binary once to check it: do that once per process, not per task.
     try:
         return str(imageio_ffmpeg.get_ffmpeg_exe())
     except RuntimeError as exc:
