@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Proc", "file_server", "free_port", "start", "wait_http"]
+__all__ = ["Proc", "Server", "file_server", "free_port", "serve", "start", "wait_http"]
 
 
 def free_port() -> int:
@@ -80,6 +81,42 @@ def wait_http(url: str, proc: Proc, timeout_s: float = 30) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout_s}s:\n{proc.log()}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """A running ``mediatasks serve``."""
+
+    base_url: str
+    env: dict[str, str]
+    proc: Proc
+    data_dir: Path
+
+    @property
+    def key(self) -> str:
+        """The bootstrap API key it printed (and kept in its data folder)."""
+        return (self.data_dir / "bootstrap-api-key").read_text().strip()
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[Server]:
+    """``mediatasks serve`` on a free port with its data in ``tmp_path``; extra settings are
+    given as keyword arguments without the ``MEDIATASKS_`` prefix."""
+    port = free_port()
+    env = {
+        "MEDIATASKS_DATA_DIR": str(tmp_path / "data"),
+        "MEDIATASKS_PORT": str(port),
+        "MEDIATASKS_ALLOW_PRIVATE_URLS": "true",
+        "MEDIATASKS_HEARTBEAT_INTERVAL_S": "0.5",
+        **{f"MEDIATASKS_{name.upper()}": value for name, value in settings.items()},
+    }
+    proc = start(["serve", *args], env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", proc)
+        yield Server(base_url=base, env=env, proc=proc, data_dir=tmp_path / "data")
+    finally:
+        proc.stop()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

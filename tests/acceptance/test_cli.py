@@ -28,33 +28,21 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], processes.Proc]]:
-    port = processes.free_port()
-    env = {
-        "MEDIATASKS_DATA_DIR": str(tmp_path / "data"),
-        "MEDIATASKS_PORT": str(port),
-        "MEDIATASKS_ALLOW_PRIVATE_URLS": "true",
-        "MEDIATASKS_HEARTBEAT_INTERVAL_S": "0.5",
-    }
-    proc = processes.start(["serve"], env, tmp_path / "serve.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_http(f"{base}/healthz", proc)
-        yield base, env, proc
-    finally:
-        proc.stop()
+def server(tmp_path: Path) -> Iterator[processes.Server]:
+    with processes.serve(tmp_path) as running:
+        yield running
 
 
-def test_serve_prints_a_working_key(server: tuple[str, dict[str, str], processes.Proc]) -> None:
-    base, _, proc = server
-    printed = [line for line in proc.log().splitlines() if "API key:" in line]
-    assert printed, proc.log()
+def test_serve_prints_a_working_key(server: processes.Server) -> None:
+    base = server.base_url
+    printed = [line for line in server.proc.log().splitlines() if "API key:" in line]
+    assert printed, server.proc.log()
     key = printed[0].split("API key:")[1].strip()
     assert httpx.get(f"{base}/api/task", headers={"Authorization": f"Bearer {key}"}).json() == []
 
 
-def test_keys_and_tasks(server: tuple[str, dict[str, str], processes.Proc], tmp_path: Path) -> None:
-    base, env, _ = server
+def test_keys_and_tasks(server: processes.Server, tmp_path: Path) -> None:
+    base, env = server.base_url, server.env
     created = cli("keys", "create", "--name", "ci", env=env)
     assert created.returncode == 0, created.stderr
     key_line, secret = created.stdout.strip().splitlines()[-2:]

@@ -40,90 +40,90 @@ def _wait(check: object, timeout_s: float, what: str) -> None:
 
 
 def test_sigkill_mid_transcode(tmp_path: Path, store_url: str) -> None:
-    data = tmp_path / "data"
     sources = tmp_path / "sources"
     sources.mkdir()
     mediagen.make_video(sources / "long.mp4", seconds=12, width=1280, height=720)
-    port = processes.free_port()
-    env = {
-        "MEDIATASKS_DATA_DIR": str(data),
-        "MEDIATASKS_DATABASE_URL": store_url,
-        "MEDIATASKS_PORT": str(port),
-        "MEDIATASKS_ALLOW_PRIVATE_URLS": "true",
-        "MEDIATASKS_CONCURRENCY": "1",
-        "MEDIATASKS_LEASE_S": "2",
-        "MEDIATASKS_HEARTBEAT_INTERVAL_S": "0.5",
-        "MEDIATASKS_RESCUE_INTERVAL_S": "0.2",
-        "MEDIATASKS_RETRY_BACKOFF_S": "[0]",
-        "MEDIATASKS_X264_PRESET": "medium",
+    settings = {
+        "database_url": store_url,
+        "concurrency": "1",
+        "lease_s": "2",
+        "rescue_interval_s": "0.2",
+        "retry_backoff_s": "[0]",
+        "x264_preset": "medium",
     }
-    api = processes.start(["serve", "--no-worker"], env, tmp_path / "serve.log")
-    first = second = None
-    try:
-        base = f"http://127.0.0.1:{port}"
-        processes.wait_http(f"{base}/healthz", api)
-        key = (data / "bootstrap-api-key").read_text().strip()
-        client = httpx.Client(base_url=f"{base}/api", headers={"Authorization": f"Bearer {key}"})
-        with processes.file_server(sources) as files:
-            created = client.post(
-                "/asset/upload/url", json={"name": "long", "url": f"{files}/long.mp4"}
-            ).json()
-            task_id = created["task"]["id"]
-
-            def status() -> dict[str, object]:
-                return client.get(f"/task/{task_id}").json()["status"]  # type: ignore[no-any-return]
-
-            first = processes.start(["worker"], env, tmp_path / "worker1.log")
-            _wait(
-                lambda: float(status().get("progress", 0) or 0) > 0.2,  # type: ignore[arg-type]
-                90,
-                "the first worker to be well into the transcode",
-            )
-            workdir = data / "work" / task_id
-            assert _processes_using(workdir), "FFmpeg should be running"
-            first.kill()
-            killed_at = time.monotonic()
-            _wait(lambda: not _processes_using(workdir), 5, "FFmpeg to die with its worker")
-
-            second = processes.start(["worker"], env, tmp_path / "worker2.log")
-
-            def attempt() -> tuple[str, int]:
-                task, _ = _task(store_url, task_id)
-                return str(task.phase), task.attempt
-
-            _wait(lambda: attempt() == ("running", 2), 60, "the second attempt")
-            print(f"\nfrom SIGKILL to the task running again: {time.monotonic() - killed_at:.2f} s")
-            _wait(lambda: status()["phase"] in ("completed", "failed"), 120, "completion")
-
-        final = client.get(f"/task/{task_id}").json()
-        assert final["status"]["phase"] == "completed", final
-        task, events = _task(store_url, task_id)
-        assert (task.phase, task.attempt, task.retries) == ("completed", 2, 1)
-        assert final["status"].get("retries") is None  # Livepeer drops it on completion
-        assert events.count("rescue") == 1
-        assert not workdir.exists()
-
-        asset = client.get(f"/asset/{created['asset']['id']}").json()
-        master = hlscheck.mirror(asset["playbackUrl"], tmp_path / "copy")
-        for rendition in hlscheck.renditions(master):
-            assert abs(rendition.duration_s - 12) < 0.5
-        # Published files are exactly the ladder's: nothing stray from the killed attempt.
-        published = {
-            p.relative_to(data / "media").as_posix()
-            for p in (data / "media").rglob("*")
-            if p.is_file()
-        }
-        copied = {
-            f"asset/{asset['playbackId']}/hls/{p.relative_to(master.parent).as_posix()}"
-            for p in master.parent.rglob("*")
-            if p.is_file()
-        }
-        assert published == copied | {f"asset/{asset['playbackId']}/video"}
-    finally:
-        for proc in (second, first, api):
-            if proc is not None:
+    workers: list[processes.Proc] = []
+    with processes.serve(tmp_path, "--no-worker", **settings) as api:
+        try:
+            _crash_and_recover(api, sources, store_url, tmp_path, workers)
+        finally:
+            for proc in workers:
                 proc.stop()
-        print((tmp_path / "worker2.log").read_text()[-2000:] if second else "")
+
+
+def _crash_and_recover(
+    api: processes.Server,
+    sources: Path,
+    store_url: str,
+    tmp_path: Path,
+    workers: list[processes.Proc],
+) -> None:
+    env, data, key, base = api.env, api.data_dir, api.key, api.base_url
+    client = httpx.Client(base_url=f"{base}/api", headers={"Authorization": f"Bearer {key}"})
+    with processes.file_server(sources) as files:
+        created = client.post(
+            "/asset/upload/url", json={"name": "long", "url": f"{files}/long.mp4"}
+        ).json()
+        task_id = created["task"]["id"]
+
+        def status() -> dict[str, object]:
+            return client.get(f"/task/{task_id}").json()["status"]  # type: ignore[no-any-return]
+
+        first = processes.start(["worker"], env, tmp_path / "worker1.log")
+        workers.append(first)
+        _wait(
+            lambda: float(status().get("progress", 0) or 0) > 0.2,  # type: ignore[arg-type]
+            90,
+            "the first worker to be well into the transcode",
+        )
+        workdir = data / "work" / task_id
+        assert _processes_using(workdir), "FFmpeg should be running"
+        first.kill()
+        killed_at = time.monotonic()
+        _wait(lambda: not _processes_using(workdir), 5, "FFmpeg to die with its worker")
+
+        second = processes.start(["worker"], env, tmp_path / "worker2.log")
+        workers.append(second)
+
+        def attempt() -> tuple[str, int]:
+            task, _ = _task(store_url, task_id)
+            return str(task.phase), task.attempt
+
+        _wait(lambda: attempt() == ("running", 2), 60, "the second attempt")
+        print(f"\nfrom SIGKILL to the task running again: {time.monotonic() - killed_at:.2f} s")
+        _wait(lambda: status()["phase"] in ("completed", "failed"), 120, "completion")
+
+    final = client.get(f"/task/{task_id}").json()
+    assert final["status"]["phase"] == "completed", final
+    task, events = _task(store_url, task_id)
+    assert (task.phase, task.attempt, task.retries) == ("completed", 2, 1)
+    assert final["status"].get("retries") is None  # Livepeer drops it on completion
+    assert events.count("rescue") == 1
+    assert not workdir.exists()
+
+    asset = client.get(f"/asset/{created['asset']['id']}").json()
+    master = hlscheck.mirror(asset["playbackUrl"], tmp_path / "copy")
+    for rendition in hlscheck.renditions(master):
+        assert abs(rendition.duration_s - 12) < 0.5
+    # Published files are exactly the ladder's: nothing stray from the killed attempt.
+    published = {
+        p.relative_to(data / "media").as_posix() for p in (data / "media").rglob("*") if p.is_file()
+    }
+    copied = {
+        f"asset/{asset['playbackId']}/hls/{p.relative_to(master.parent).as_posix()}"
+        for p in master.parent.rglob("*")
+        if p.is_file()
+    }
+    assert published == copied | {f"asset/{asset['playbackId']}/video"}
 
 
 def _task(store_url: str, task_id: str) -> tuple[tasks.Task, list[str]]:

@@ -32,24 +32,10 @@ def sdk_python() -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A real embedded server; yields its base URL, its bootstrap key and its data folder."""
-    data = tmp_path / "data"
-    port = processes.free_port()
-    env = {
-        "MEDIATASKS_DATA_DIR": str(data),
-        "MEDIATASKS_PORT": str(port),
-        "MEDIATASKS_ALLOW_PRIVATE_URLS": "true",
-        "MEDIATASKS_HEARTBEAT_INTERVAL_S": "0.5",
-    }
-    proc = processes.start(["serve"], env, tmp_path / "serve.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_http(f"{base}/healthz", proc)
-        yield base, (data / "bootstrap-api-key").read_text().strip(), data
-    finally:
-        proc.stop()
-        print(proc.log()[-3000:])
+def server(tmp_path: Path) -> Iterator[processes.Server]:
+    with processes.serve(tmp_path) as running:
+        yield running
+        print(running.proc.log()[-3000:])
 
 
 def run_flow(python: Path, *args: str) -> dict[str, object]:
@@ -62,9 +48,9 @@ def run_flow(python: Path, *args: str) -> dict[str, object]:
 
 
 def test_import_watch_play_delete(
-    sdk_python: Path, server: tuple[str, str, Path], tmp_path: Path
+    sdk_python: Path, server: processes.Server, tmp_path: Path
 ) -> None:
-    base, key, data = server
+    base, key, data = server.base_url, server.key, server.data_dir
     sources = tmp_path / "sources"
     sources.mkdir()
     mediagen.make_video(sources / "clip.mp4", seconds=4, width=1280, height=720)
