@@ -2,7 +2,7 @@
 
 ``/api`` speaks Livepeer Studio's API, ``/media`` serves published media (HLS playlists and
 segments, source files) with range requests.  Unless ``with_worker`` is false, the same process
-also runs a worker: the embedded shape.
+also runs a worker: the embedded shape.  Every process also runs a webhook sender.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from mediatasks import __version__, blobstore, errors, taskstore
 from mediatasks import settings as settings_module
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
+from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
 
 __all__ = ["create_app", "open_runtime"]
@@ -59,12 +60,16 @@ def create_app(
         if with_worker:
             worker = loop.Worker(settings, opened.store, opened.blobs, handlers.registry())
             worker_job = asyncio.create_task(worker.run(), name="worker")
+        hooks = sender.Sender(settings, opened.store)
+        hooks_job = asyncio.create_task(hooks.run(), name="webhooks")
         try:
             yield
         finally:
             if worker is not None and worker_job is not None:
                 worker.stop()
                 await worker_job
+            hooks.stop()
+            await hooks_job
             if owned:
                 await opened.blobs.close()
                 await opened.store.close()

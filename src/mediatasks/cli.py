@@ -25,6 +25,7 @@ from rich.table import Table
 
 from mediatasks import __version__, app, errors, service, taskstore
 from mediatasks import settings as settings_module
+from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
 
 __all__ = ["main"]
@@ -139,11 +140,17 @@ def worker(
         runtime = app.open_runtime(settings)
         await runtime.store.migrate()
         runner = loop.Worker(settings, runtime.store, runtime.blobs, handlers.registry())
+        hooks = sender.Sender(settings, runtime.store)
         event_loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            runner.stop()
+            hooks.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            event_loop.add_signal_handler(sig, runner.stop)
+            event_loop.add_signal_handler(sig, stop)
         try:
-            await runner.run()
+            await asyncio.gather(runner.run(), hooks.run())
         finally:
             await runtime.blobs.close()
             await runtime.store.close()

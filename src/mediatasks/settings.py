@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     #: x264 preset for the ladder: a speed/size trade-off.
     x264_preset: str = "veryfast"
 
+    #: Seconds one webhook delivery attempt may take.
+    webhook_timeout_s: float = Field(default=30.0, gt=0)
+    #: Attempts per webhook delivery before it is given up.
+    webhook_max_attempts: int = Field(default=33, ge=1)
+    #: Wait before the first webhook retry; it doubles each time, up to ``webhook_backoff_cap_s``.
+    webhook_backoff_s: float = Field(default=5.0, ge=0)
+    webhook_backoff_cap_s: float = Field(default=3600.0, ge=0)
+    #: How often the webhook sender looks for new events and due retries.
+    webhook_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Progress webhooks (``task.updated``) of a running task: at most one per this many seconds,
+    #: unless progress crosses a quarter (0.25, 0.5, 0.75).
+    progress_event_interval_s: float = Field(default=10.0, ge=0)
+
     #: ``development`` allows conveniences that production refuses.
     environment: str = "development"
 

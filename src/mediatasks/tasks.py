@@ -119,6 +119,8 @@ class Task:
     scheduled_at: datetime | None = None
     #: The earliest time a worker may claim it.
     run_at: datetime
+    #: When the current (or last) attempt was claimed.
+    started_at: datetime | None = None
     lease_token: str | None = None
     lease_expires_at: datetime | None = None
     worker_id: str | None = None

@@ -309,12 +309,15 @@ async def transcode_hls(
     out_dir: Path,
     segment_s: float,
     on_progress: Callable[[float], Awaitable[None]] | None = None,
+    on_command: Callable[[list[str]], None] | None = None,
     preset: str = "veryfast",
     threads: int | None = None,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
 
-    Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it stops FFmpeg.
+    ``on_command`` is told the exact command line before FFmpeg starts (for the task's
+    timeline).  Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it
+    stops FFmpeg.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = build_ladder_command(
@@ -327,6 +330,8 @@ async def transcode_hls(
         preset=preset,
         threads=threads,
     )
+    if on_command is not None:
+        on_command(ffmpeg.prepare_argv(argv))
     run = await ffmpeg.run_ffmpeg(argv, duration_s=spec.duration_s, on_progress=on_progress)
     source_fps = spec.video.fps if spec.video is not None else None
     renditions = await asyncio.to_thread(

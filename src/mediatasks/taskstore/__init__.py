@@ -11,26 +11,34 @@ from pathlib import Path
 from mediatasks import errors
 from mediatasks.taskstore.base import (
     ApiKey,
+    Delivery,
     Filter,
     NewAsset,
     NewTask,
+    OutboxEvent,
     Page,
     Project,
     Query,
     RescuePolicy,
     TaskStore,
+    Webhook,
+    WebhookLogEntry,
 )
 
 __all__ = [
     "ApiKey",
+    "Delivery",
     "Filter",
     "NewAsset",
     "NewTask",
+    "OutboxEvent",
     "Page",
     "Project",
     "Query",
     "RescuePolicy",
     "TaskStore",
+    "Webhook",
+    "WebhookLogEntry",
     "open_task_store",
 ]
 

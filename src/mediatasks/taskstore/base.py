@@ -18,14 +18,18 @@ from mediatasks import assets, tasks
 
 __all__ = [
     "ApiKey",
+    "Delivery",
     "Filter",
     "NewAsset",
     "NewTask",
+    "OutboxEvent",
     "Page",
     "Project",
     "Query",
     "RescuePolicy",
     "TaskStore",
+    "Webhook",
+    "WebhookLogEntry",
 ]
 
 _T = TypeVar("_T")
@@ -121,6 +125,62 @@ class ApiKey:
     revoked_at: datetime | None = None
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """A URL that receives a project's events."""
+
+    id: str
+    project_id: str
+    name: str
+    url: str
+    events: Sequence[str]
+    shared_secret: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_triggered_at: datetime | None = None
+    #: ``{"timestamp", "error", "statusCode", "response"}`` of the last failed attempt.
+    last_failure: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutboxEvent:
+    """One event, written in the transaction of the change that caused it."""
+
+    id: str
+    project_id: str
+    name: str
+    #: ``{"kind": "task"|"asset", "row": {...}, "success"?: bool}``: the row as it was then.
+    payload: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """One event on its way to one webhook, held by one sender until ``locked_until``."""
+
+    id: str
+    webhook: Webhook
+    event: OutboxEvent
+    attempts: int
+    locked_until: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WebhookLogEntry:
+    """One delivery attempt: what was sent and what came back."""
+
+    id: str
+    webhook_id: str
+    delivery_id: str
+    event_id: str
+    event: str
+    created_at: datetime
+    duration_ms: int
+    success: bool
+    request: Mapping[str, Any]
+    response: Mapping[str, Any]
+
+
 class TaskStore(Protocol):
     """The durable store behind every shape of the service."""
 
@@ -182,6 +242,10 @@ class TaskStore(Protocol):
 
     async def count_tasks(self, phase: tasks.Phase | None = None) -> int: ...
 
+    async def queue_position(self, task: tasks.Task) -> int:
+        """1 + how many waiting tasks run before ``task`` (by ``run_at``)."""
+        ...
+
     # -- the worker's transitions -------------------------------------------------------------
     async def claim(
         self,
@@ -202,9 +266,13 @@ class TaskStore(Protocol):
         *,
         lease_s: float,
         progress: float | None = None,
+        announce: bool = False,
         now: datetime | None = None,
     ) -> tasks.Task:
-        """Extend the lease and record progress (which never goes down)."""
+        """Extend the lease and record progress (which never goes down).
+
+        ``announce`` also emits ``task.updated``: the worker throttles progress events.
+        """
         ...
 
     async def complete(
@@ -214,6 +282,7 @@ class TaskStore(Protocol):
         *,
         output: Mapping[str, Any],
         asset_media: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> tasks.Task:
         """``running -> completed``; the output asset becomes ready with ``asset_media``."""
@@ -284,4 +353,82 @@ class TaskStore(Protocol):
         self, asset_id: str, project_id: str, *, now: datetime | None = None
     ) -> assets.Asset:
         """Mark the asset deleted and cancel its unfinished tasks, in one transaction."""
+        ...
+
+    # -- webhooks -------------------------------------------------------------------------------
+    async def create_webhook(
+        self,
+        project_id: str,
+        *,
+        name: str,
+        url: str,
+        events: Sequence[str],
+        shared_secret: str | None,
+        now: datetime | None = None,
+    ) -> Webhook: ...
+
+    async def get_webhook(self, webhook_id: str, project_id: str) -> Webhook:
+        """The webhook; ``NotFound`` if deleted or in another project."""
+        ...
+
+    async def list_webhooks(
+        self, project_id: str, *, limit: int = 20, offset: int = 0
+    ) -> list[Webhook]: ...
+
+    async def update_webhook(
+        self,
+        webhook_id: str,
+        project_id: str,
+        *,
+        name: str,
+        url: str,
+        events: Sequence[str],
+        shared_secret: str | None,
+        now: datetime | None = None,
+    ) -> Webhook: ...
+
+    async def delete_webhook(
+        self, webhook_id: str, project_id: str, *, now: datetime | None = None
+    ) -> Webhook:
+        """Delete it; its pending deliveries are dropped."""
+        ...
+
+    async def dispatch_events(self, *, limit: int = 200, now: datetime | None = None) -> int:
+        """Fan undispatched outbox events out to subscribed webhooks; return how many events."""
+        ...
+
+    async def claim_deliveries(
+        self, *, limit: int, lock_s: float, now: datetime | None = None
+    ) -> list[Delivery]:
+        """Lock due deliveries for this sender."""
+        ...
+
+    async def finish_attempt(
+        self,
+        delivery: Delivery,
+        *,
+        success: bool,
+        duration_ms: int,
+        request: Mapping[str, Any],
+        response: Mapping[str, Any],
+        retry_at: datetime | None,
+        now: datetime | None = None,
+    ) -> WebhookLogEntry:
+        """Log an attempt; the delivery is done, failed for good, or due again at ``retry_at``."""
+        ...
+
+    async def list_webhook_log(
+        self, webhook_id: str, project_id: str, *, limit: int = 20, offset: int = 0
+    ) -> list[WebhookLogEntry]: ...
+
+    async def resend(
+        self,
+        webhook_id: str,
+        log_id: str,
+        project_id: str,
+        *,
+        lock_s: float,
+        now: datetime | None = None,
+    ) -> Delivery:
+        """A new delivery of the event of ``log_id``, already locked for the caller to send."""
         ...

@@ -1,9 +1,10 @@
 """Loading the named SQL queries of a dialect.
 
-``sql/queries.sql`` holds the queries that read the same in both dialects and
-``sql/<dialect>/queries.sql`` those that differ (a dialect's query wins over a shared one of the
-same name).  Each query starts with ``-- name: <name>``.  Parameters are written ``:name``;
-``paramstyle="pyformat"`` rewrites them to psycopg's ``%(name)s``.
+The ``.sql`` files directly in ``sql/`` hold the queries that read the same in both dialects
+(one file per concern) and ``sql/<dialect>/queries.sql`` those that differ (a dialect's query
+wins over a shared one of the same name).  Each query starts with ``-- name: <name>``.
+Parameters are written ``:name``; ``paramstyle="pyformat"`` rewrites them to psycopg's
+``%(name)s``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def load_queries(
 ) -> dict[str, str]:
     """The dialect's named queries, with parameters in ``paramstyle``."""
     root = resources.files("mediatasks.taskstore") / "sql"
-    queries = _parse((root / "queries.sql").read_text())
+    queries: dict[str, str] = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            queries.update(_parse(entry.read_text()))
     queries.update(_parse((root / dialect / "queries.sql").read_text()))
     if paramstyle == "pyformat":
         queries = {

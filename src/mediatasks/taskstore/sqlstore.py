@@ -9,6 +9,7 @@ synchronous), and every transition appends its ``task_events`` row inside that t
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -18,9 +19,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mediatasks import assets, errors, tasks
-from mediatasks.taskstore import base
+from mediatasks.taskstore import base, webhookstore
 
-__all__ = ["ASSET_FIELDS", "TASK_FIELDS", "SqlTaskStore", "Tx", "from_ms", "to_ms"]
+__all__ = [
+    "ASSET_FIELDS",
+    "TASK_FIELDS",
+    "Change",
+    "SqlTaskStore",
+    "Tx",
+    "asset_from_row",
+    "from_ms",
+    "task_from_row",
+    "to_ms",
+]
 
 _T = TypeVar("_T")
 
@@ -40,6 +51,37 @@ class Tx(Protocol):
     def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as dicts (empty for statements without rows)."""
         ...
+
+
+_JSON_COLUMNS = frozenset({"params", "output", "source", "options", "media", "data"})
+
+
+class Change:
+    """A write transaction that also collects the webhook events of what it changes.
+
+    ``SqlTaskStore._change`` writes the events into the outbox just before the commit, in one
+    statement, so an event exists exactly when its change does.
+    """
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self.tx.rows(sql, params)
+
+    def emit(
+        self, name: str, kind: str, row: Mapping[str, Any], *, success: bool | None = None
+    ) -> None:
+        """Record event ``name`` about ``row`` (a task or asset row, as it is now)."""
+        plain = {
+            key: json.loads(value) if key in _JSON_COLUMNS and isinstance(value, str) else value
+            for key, value in row.items()
+        }
+        payload: dict[str, Any] = {"kind": kind, "row": plain}
+        if success is not None:
+            payload["success"] = success
+        self.events.append((name, str(row["project_id"]), payload))
 
 
 def to_ms(moment: datetime) -> int:
@@ -64,7 +106,57 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class SqlTaskStore(abc.ABC):
+def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
+    """A task from a row of ``tasks`` (or an outbox copy of one)."""
+    return tasks.Task(
+        id=row["id"],
+        project_id=row["project_id"],
+        type=row["type"],
+        phase=tasks.Phase(row["phase"]),
+        params=_load(row["params"]),
+        output=None if row["output"] is None else _load(row["output"]),
+        progress=row["progress"],
+        retries=row["retries"],
+        max_retries=row["max_retries"],
+        attempt=row["attempt"],
+        error_message=row["error_message"],
+        input_asset_id=row["input_asset_id"],
+        output_asset_id=row["output_asset_id"],
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        scheduled_at=_maybe_dt(row["scheduled_at"]),
+        run_at=from_ms(row["run_at"]),
+        started_at=_maybe_dt(row.get("started_at")),
+        lease_token=row["lease_token"],
+        lease_expires_at=_maybe_dt(row["lease_expires_at"]),
+        worker_id=row["worker_id"],
+    )
+
+
+def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
+    """An asset from a row of ``assets`` (or an outbox copy of one)."""
+    return assets.Asset(
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        playback_id=row["playback_id"],
+        phase=assets.AssetPhase(row["phase"]),
+        progress=row["progress"],
+        error_message=row["error_message"],
+        source=_load(row["source"]),
+        options=_load(row["options"]),
+        media=_load(row["media"]),
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        deleted_at=_maybe_dt(row["deleted_at"]),
+    )
+
+
+def _load(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class SqlTaskStore(webhookstore.WebhookRows, abc.ABC):
     """``TaskStore`` over any SQL backend that supplies ``_read``, ``_write`` and its queries."""
 
     #: The dialect's named queries, in the driver's parameter style.
@@ -91,52 +183,37 @@ class SqlTaskStore(abc.ABC):
         """A Python value as the driver takes it for a JSON column."""
         return json.dumps(value, separators=(",", ":"))
 
+    async def _change(self, fn: Callable[[Change], _T]) -> _T:
+        """Run ``fn`` in a write transaction and write the events it emitted to the outbox."""
+
+        def run(tx: Tx) -> _T:
+            change = Change(tx)
+            result = fn(change)
+            self._flush(change)
+            return result
+
+        return await self._write(run)
+
+    def _flush(self, change: Change) -> None:
+        if not change.events:
+            return
+        now_ms = to_ms(datetime.now(UTC))
+        params: dict[str, Any] = {"now": now_ms}
+        values = []
+        for i, (name, project_id, payload) in enumerate(change.events):
+            params[f"i{i}"] = str(uuid.uuid4())
+            params[f"p{i}"] = project_id
+            params[f"n{i}"] = name
+            params[f"d{i}"] = self._json(payload)
+            marks = ", ".join(self._placeholder(f"{k}{i}") for k in "ipnd")
+            values.append(f"({marks}, {self._placeholder('now')})")
+        change.tx.rows(
+            "INSERT INTO webhook_events (id, project_id, name, payload, created_at) "
+            f"VALUES {', '.join(values)}",
+            params,
+        )
+
     # -- row mapping ----------------------------------------------------------------------------
-    @staticmethod
-    def _load(value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str | bytes) else value
-
-    def _task(self, row: Mapping[str, Any]) -> tasks.Task:
-        return tasks.Task(
-            id=row["id"],
-            project_id=row["project_id"],
-            type=row["type"],
-            phase=tasks.Phase(row["phase"]),
-            params=self._load(row["params"]),
-            output=None if row["output"] is None else self._load(row["output"]),
-            progress=row["progress"],
-            retries=row["retries"],
-            max_retries=row["max_retries"],
-            attempt=row["attempt"],
-            error_message=row["error_message"],
-            input_asset_id=row["input_asset_id"],
-            output_asset_id=row["output_asset_id"],
-            created_at=from_ms(row["created_at"]),
-            updated_at=from_ms(row["updated_at"]),
-            scheduled_at=_maybe_dt(row["scheduled_at"]),
-            run_at=from_ms(row["run_at"]),
-            lease_token=row["lease_token"],
-            lease_expires_at=_maybe_dt(row["lease_expires_at"]),
-            worker_id=row["worker_id"],
-        )
-
-    def _asset(self, row: Mapping[str, Any]) -> assets.Asset:
-        return assets.Asset(
-            id=row["id"],
-            project_id=row["project_id"],
-            name=row["name"],
-            playback_id=row["playback_id"],
-            phase=assets.AssetPhase(row["phase"]),
-            progress=row["progress"],
-            error_message=row["error_message"],
-            source=self._load(row["source"]),
-            options=self._load(row["options"]),
-            media=self._load(row["media"]),
-            created_at=from_ms(row["created_at"]),
-            updated_at=from_ms(row["updated_at"]),
-            deleted_at=_maybe_dt(row["deleted_at"]),
-        )
-
     @staticmethod
     def _project(row: Mapping[str, Any]) -> base.Project:
         return base.Project(id=row["id"], name=row["name"], created_at=from_ms(row["created_at"]))
@@ -179,7 +256,7 @@ class SqlTaskStore(abc.ABC):
 
     def _mirror(
         self,
-        tx: Tx,
+        tx: Change,
         task: tasks.Task,
         now_ms: int,
         phase: assets.AssetPhase | None = None,
@@ -190,8 +267,9 @@ class SqlTaskStore(abc.ABC):
             return
         progress = 0.0 if phase is assets.AssetPhase.PROCESSING else None
         error_message = task.error_message if phase is assets.AssetPhase.FAILED else None
-        tx.rows(
-            self.queries["mirror_asset"],
+        changed = self._one(
+            tx,
+            "mirror_asset",
             {
                 "id": task.output_asset_id,
                 "phase": str(phase),
@@ -200,6 +278,36 @@ class SqlTaskStore(abc.ABC):
                 "now": now_ms,
             },
         )
+        if changed is not None:
+            self._emit_asset(tx, changed)
+
+    def _emit_task(
+        self, tx: Change, task: tasks.Task, *names: str, success: bool | None = None
+    ) -> None:
+        row = self._task_row(task)
+        for name in names:
+            tx.emit(name, "task", row, success=success if name != "task.updated" else None)
+
+    def _emit_asset(self, tx: Change, row: Mapping[str, Any]) -> None:
+        tx.emit("asset.updated", "asset", row)
+        phase = row["phase"]
+        if phase in ("ready", "failed"):
+            tx.emit(f"asset.{phase}", "asset", row)
+
+    @staticmethod
+    def _task_row(task: tasks.Task) -> dict[str, Any]:
+        """A task as a row again (the inverse of ``_task``), for the outbox."""
+        row: dict[str, Any] = {}
+        for field in dataclasses.fields(task):
+            value = getattr(task, field.name)
+            if isinstance(value, datetime):
+                value = to_ms(value)
+            elif isinstance(value, tasks.Phase):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            row[field.name] = value
+        return row
 
     def _guarded(
         self,
@@ -223,7 +331,7 @@ class SqlTaskStore(abc.ABC):
                     f"(the task is {phase})"
                 )
             raise errors.InvalidTransition(f"cannot {what} a task that is {phase}")
-        return self._task(row)
+        return task_from_row(row)
 
     def _where(self, query: base.Query, allowed: frozenset[str]) -> tuple[str, str, dict[str, Any]]:
         """The WHERE and ORDER BY clauses of a list query, from whitelisted fields only."""
@@ -313,7 +421,7 @@ class SqlTaskStore(abc.ABC):
         return None if row is None else self._key(row)
 
     # -- creating work ------------------------------------------------------------------------
-    def _insert_task(self, tx: Tx, new: base.NewTask, now_ms: int) -> tasks.Task:
+    def _insert_task(self, tx: Change, new: base.NewTask, now_ms: int) -> tasks.Task:
         row = self._one(
             tx,
             "insert_task",
@@ -331,22 +439,23 @@ class SqlTaskStore(abc.ABC):
             },
         )
         assert row is not None
-        task = self._task(row)
+        task = task_from_row(row)
         self._event(tx, task, "created", now_ms, {"type": task.type})
+        self._emit_task(tx, task, "task.spawned")
         if task.phase is tasks.Phase.WAITING:
             self._work_added(tx)
         return task
 
     async def create_task(self, new: base.NewTask, *, now: datetime | None = None) -> tasks.Task:
         now_ms = to_ms(_now(now))
-        return await self._write(lambda tx: self._insert_task(tx, new, now_ms))
+        return await self._change(lambda tx: self._insert_task(tx, new, now_ms))
 
     async def create_asset(
         self, asset: base.NewAsset, task: base.NewTask, *, now: datetime | None = None
     ) -> tuple[assets.Asset, tasks.Task]:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Tx) -> tuple[assets.Asset, tasks.Task]:
+        def run(tx: Change) -> tuple[assets.Asset, tasks.Task]:
             row = self._one(
                 tx,
                 "insert_asset",
@@ -362,23 +471,25 @@ class SqlTaskStore(abc.ABC):
                 },
             )
             assert row is not None
-            return self._asset(row), self._insert_task(tx, task, now_ms)
+            tx.emit("asset.created", "asset", row)
+            return asset_from_row(row), self._insert_task(tx, task, now_ms)
 
-        return await self._write(run)
+        return await self._change(run)
 
     async def schedule(self, task_id: str, *, now: datetime | None = None) -> tasks.Task:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Tx) -> tasks.Task:
+        def run(tx: Change) -> tasks.Task:
             task = self._guarded(
                 tx, "schedule", {"id": task_id, "now": now_ms}, lease=False, what="schedule"
             )
             self._event(tx, task, "schedule", now_ms)
+            self._emit_task(tx, task, "task.updated")
             self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
             self._work_added(tx)
             return task
 
-        return await self._write(run)
+        return await self._change(run)
 
     # -- reading ------------------------------------------------------------------------------
     async def get_task(self, task_id: str, project_id: str | None = None) -> tasks.Task:
@@ -386,11 +497,11 @@ class SqlTaskStore(abc.ABC):
         row = await self._read(lambda tx: self._one(tx, "get_task", params))
         if row is None:
             raise errors.NotFound("task not found")
-        return self._task(row)
+        return task_from_row(row)
 
     async def list_tasks(self, query: base.Query) -> base.Page[tasks.Task]:
         found, total = await self._read(self._page("tasks", query, TASK_FIELDS))
-        return base.Page(items=[self._task(row) for row in found], total=total)
+        return base.Page(items=[task_from_row(row) for row in found], total=total)
 
     async def list_events(
         self, task_id: str, *, after_id: int = 0, limit: int = 1000
@@ -406,7 +517,7 @@ class SqlTaskStore(abc.ABC):
                 phase=tasks.Phase(row["phase"]),
                 progress=row["progress"],
                 at=from_ms(row["at"]),
-                data=self._load(row["data"]),
+                data=_load(row["data"]),
             )
             for row in found
         ]
@@ -443,16 +554,17 @@ class SqlTaskStore(abc.ABC):
             names.append(self._placeholder(f"t{i}"))
         sql = self.queries["claim"].replace("{types}", ", ".join(names))
 
-        def run(tx: Tx) -> list[tasks.Task]:
-            claimed = [self._task(row) for row in tx.rows(sql, params)]
+        def run(tx: Change) -> list[tasks.Task]:
+            claimed = [task_from_row(row) for row in tx.rows(sql, params)]
             for task in claimed:
                 self._event(
                     tx, task, "claim", now_ms, {"worker": worker_id, "attempt": task.attempt}
                 )
+                self._emit_task(tx, task, "task.updated")
                 self._mirror(tx, task, now_ms)
             return claimed
 
-        return await self._write(run)
+        return await self._change(run)
 
     async def heartbeat(
         self,
@@ -461,6 +573,7 @@ class SqlTaskStore(abc.ABC):
         *,
         lease_s: float,
         progress: float | None = None,
+        announce: bool = False,
         now: datetime | None = None,
     ) -> tasks.Task:
         moment = _now(now)
@@ -473,18 +586,23 @@ class SqlTaskStore(abc.ABC):
             "now": now_ms,
         }
 
-        def run(tx: Tx) -> tasks.Task:
+        def run(tx: Change) -> tasks.Task:
             task = self._guarded(tx, "heartbeat", params, lease=True, what="heartbeat")
             if progress is not None and task.progress == params["progress"]:
                 self._event(tx, task, "progress", now_ms)
+                if announce:
+                    self._emit_task(tx, task, "task.updated")
                 if task.output_asset_id is not None:
-                    tx.rows(
-                        self.queries["asset_progress"],
+                    changed = self._one(
+                        tx,
+                        "asset_progress",
                         {"id": task.output_asset_id, "progress": task.progress, "now": now_ms},
                     )
+                    if changed is not None and announce:
+                        self._emit_asset(tx, changed)
             return task
 
-        return await self._write(run)
+        return await self._change(run)
 
     async def complete(
         self,
@@ -493,6 +611,7 @@ class SqlTaskStore(abc.ABC):
         *,
         output: Mapping[str, Any],
         asset_media: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> tasks.Task:
         now_ms = to_ms(_now(now))
@@ -503,25 +622,29 @@ class SqlTaskStore(abc.ABC):
             "now": now_ms,
         }
 
-        def run(tx: Tx) -> tasks.Task:
+        def run(tx: Change) -> tasks.Task:
             task = self._guarded(tx, "complete", params, lease=True, what="complete")
-            self._event(tx, task, "complete", now_ms)
+            self._event(tx, task, "complete", now_ms, detail)
+            self._emit_task(tx, task, "task.updated", "task.completed", success=True)
             if task.output_asset_id is not None:
-                tx.rows(
-                    self.queries["asset_ready"],
+                changed = self._one(
+                    tx,
+                    "asset_ready",
                     {
                         "id": task.output_asset_id,
                         "media": self._json(dict(asset_media or {})),
                         "now": now_ms,
                     },
                 )
+                if changed is not None:
+                    self._emit_asset(tx, changed)
             return task
 
-        return await self._write(run)
+        return await self._change(run)
 
     def _fail(
         self,
-        tx: Tx,
+        tx: Change,
         task_id: str,
         lease_token: str,
         error_message: str,
@@ -537,12 +660,13 @@ class SqlTaskStore(abc.ABC):
         }
         task = self._guarded(tx, "fail", params, lease=True, what="fail")
         self._event(tx, task, event, now_ms, {"error": error_message, **(detail or {})})
+        self._emit_task(tx, task, "task.updated", "task.failed", success=False)
         self._mirror(tx, task, now_ms)
         return task
 
     def _retry_later(
         self,
-        tx: Tx,
+        tx: Change,
         task_id: str,
         lease_token: str,
         error_message: str,
@@ -562,6 +686,7 @@ class SqlTaskStore(abc.ABC):
         task = self._guarded(tx, "retry_later", params, lease=True, what="retry")
         data = {"error": error_message, "retryAt": run_at, **(detail or {})}
         self._event(tx, task, event, now_ms, data)
+        self._emit_task(tx, task, "task.updated")
         if delay_s <= 0:
             self._work_added(tx)
         return task
@@ -576,7 +701,7 @@ class SqlTaskStore(abc.ABC):
         now: datetime | None = None,
     ) -> tasks.Task:
         now_ms = to_ms(_now(now))
-        return await self._write(
+        return await self._change(
             lambda tx: self._fail(tx, task_id, lease_token, error_message, now_ms, "fail", detail)
         )
 
@@ -591,7 +716,7 @@ class SqlTaskStore(abc.ABC):
         now: datetime | None = None,
     ) -> tasks.Task:
         now_ms = to_ms(_now(now))
-        return await self._write(
+        return await self._change(
             lambda tx: self._retry_later(
                 tx, task_id, lease_token, error_message, now_ms, delay_s, "retry_later", detail
             )
@@ -603,24 +728,25 @@ class SqlTaskStore(abc.ABC):
         now_ms = to_ms(_now(now))
         params = {"id": task_id, "lease_token": lease_token, "now": now_ms}
 
-        def run(tx: Tx) -> tasks.Task:
+        def run(tx: Change) -> tasks.Task:
             task = self._guarded(tx, "release", params, lease=True, what="release")
             self._event(tx, task, "release", now_ms)
+            self._emit_task(tx, task, "task.updated")
             self._work_added(tx)
             return task
 
-        return await self._write(run)
+        return await self._change(run)
 
     async def rescue(
         self, policy: base.RescuePolicy, *, now: datetime | None = None
     ) -> list[tasks.Task]:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Tx) -> list[tasks.Task]:
+        def run(tx: Change) -> list[tasks.Task]:
             rescued = []
             expired = tx.rows(self.queries["expired_leases"], {"now": now_ms, "limit": 100})
             for row in expired:
-                task = self._task(row)
+                task = task_from_row(row)
                 assert task.lease_token is not None
                 detail = {"worker": task.worker_id, "attempt": task.attempt}
                 if task.retries < task.max_retries:
@@ -650,7 +776,7 @@ class SqlTaskStore(abc.ABC):
                     )
             return rescued
 
-        return await self._write(run)
+        return await self._change(run)
 
     async def running_leases(self, task_ids: Sequence[str]) -> dict[str, str]:
         if not task_ids:
@@ -662,7 +788,7 @@ class SqlTaskStore(abc.ABC):
         return {row["id"]: row["lease_token"] for row in found}
 
     # -- the user's transitions ---------------------------------------------------------------
-    def _cancel(self, tx: Tx, task_id: str, project_id: str | None, now_ms: int) -> tasks.Task:
+    def _cancel(self, tx: Change, task_id: str, project_id: str | None, now_ms: int) -> tasks.Task:
         params = {"id": task_id, "project_id": project_id, "now": now_ms}
         row = self._one(tx, "cancel", params)
         if row is None:
@@ -670,8 +796,9 @@ class SqlTaskStore(abc.ABC):
             if current is None:
                 raise errors.NotFound("task not found")
             raise errors.InvalidTransition(f"task is {current['phase']}, it cannot be cancelled")
-        task = self._task(row)
+        task = task_from_row(row)
         self._event(tx, task, "cancel", now_ms)
+        self._emit_task(tx, task, "task.updated")
         self._mirror(tx, task, now_ms)
         return task
 
@@ -679,7 +806,7 @@ class SqlTaskStore(abc.ABC):
         self, task_id: str, project_id: str | None = None, *, now: datetime | None = None
     ) -> tasks.Task:
         now_ms = to_ms(_now(now))
-        return await self._write(lambda tx: self._cancel(tx, task_id, project_id, now_ms))
+        return await self._change(lambda tx: self._cancel(tx, task_id, project_id, now_ms))
 
     async def retry(
         self, task_id: str, project_id: str | None = None, *, now: datetime | None = None
@@ -687,20 +814,21 @@ class SqlTaskStore(abc.ABC):
         now_ms = to_ms(_now(now))
         params = {"id": task_id, "project_id": project_id, "now": now_ms}
 
-        def run(tx: Tx) -> tasks.Task:
+        def run(tx: Change) -> tasks.Task:
             row = self._one(tx, "retry", params)
             if row is None:
                 current = self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
                 if current is None:
                     raise errors.NotFound("task not found")
                 raise errors.InvalidTransition("task is not in a retryable state")
-            task = self._task(row)
+            task = task_from_row(row)
             self._event(tx, task, "retry", now_ms)
+            self._emit_task(tx, task, "task.updated")
             self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
             self._work_added(tx)
             return task
 
-        return await self._write(run)
+        return await self._change(run)
 
     # -- assets -------------------------------------------------------------------------------
     async def get_asset(self, asset_id: str, project_id: str | None = None) -> assets.Asset:
@@ -708,11 +836,11 @@ class SqlTaskStore(abc.ABC):
         row = await self._read(lambda tx: self._one(tx, "get_asset", params))
         if row is None:
             raise errors.NotFound("Asset not found")
-        return self._asset(row)
+        return asset_from_row(row)
 
     async def list_assets(self, query: base.Query) -> base.Page[assets.Asset]:
         found, total = await self._read(self._page("assets", query, ASSET_FIELDS))
-        return base.Page(items=[self._asset(row) for row in found], total=total)
+        return base.Page(items=[asset_from_row(row) for row in found], total=total)
 
     async def delete_asset(
         self, asset_id: str, project_id: str, *, now: datetime | None = None
@@ -720,12 +848,13 @@ class SqlTaskStore(abc.ABC):
         now_ms = to_ms(_now(now))
         params = {"id": asset_id, "project_id": project_id, "now": now_ms}
 
-        def run(tx: Tx) -> assets.Asset:
+        def run(tx: Change) -> assets.Asset:
             row = self._one(tx, "delete_asset", params)
             if row is None:
                 raise errors.NotFound("Asset not found")
+            tx.emit("asset.deleted", "asset", row)
             for task_row in tx.rows(self.queries["active_tasks_of_asset"], {"asset_id": asset_id}):
                 self._cancel(tx, task_row["id"], project_id, now_ms)
-            return self._asset(row)
+            return asset_from_row(row)
 
-        return await self._write(run)
+        return await self._change(run)

@@ -27,9 +27,20 @@ from mediatasks.blobstore import base as blobstore
 from mediatasks.worker import handler as handler_module
 from mediatasks.worker import outcome
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "should_announce"]
 
 log = logging.getLogger(__name__)
+
+
+def should_announce(announced: float, progress: float, elapsed_s: float, interval_s: float) -> bool:
+    """Whether a progress change is worth a ``task.updated`` event.
+
+    Yes when it crosses a quarter (0.25, 0.5, 0.75, 1) or when ``interval_s`` passed since the
+    last one: a long transcode sends a handful of events, not one per heartbeat.
+    """
+    if int(progress * 4) > int(announced * 4):
+        return True
+    return progress > announced and elapsed_s >= interval_s
 
 
 class _Running:
@@ -41,6 +52,9 @@ class _Running:
         self.job: asyncio.Task[None] | None = None
         self.saved_progress: float | None = None
         self.last_beat = asyncio.get_running_loop().time()
+        #: The progress of the last ``task.updated`` event, and when it was sent.
+        self.announced_progress = 0.0
+        self.announced_at = self.last_beat
         #: Why the handler was cancelled: ``lost`` (cancelled or rescued) or ``shutdown``.
         self.stop_reason: str | None = None
 
@@ -179,7 +193,11 @@ class Worker:
             elif isinstance(result, outcome.Complete):
                 try:
                     await self.store.complete(
-                        task.id, entry.token, output=result.output, asset_media=result.asset_media
+                        task.id,
+                        entry.token,
+                        output=result.output,
+                        asset_media=result.asset_media,
+                        detail=facts,
                     )
                 except errors.InvalidTransition:
                     await self._unpublish(result)
@@ -247,12 +265,20 @@ class Worker:
                 due = loop.time() - entry.last_beat >= self.settings.heartbeat_interval_s
                 if progress == entry.saved_progress and not due:
                     continue
+                now = loop.time()
+                announce = progress != entry.saved_progress and should_announce(
+                    entry.announced_progress,
+                    progress,
+                    now - entry.announced_at,
+                    self.settings.progress_event_interval_s,
+                )
                 try:
                     await self.store.heartbeat(
                         entry.task.id,
                         entry.token,
                         lease_s=self.settings.lease_s,
                         progress=None if progress == entry.saved_progress else progress,
+                        announce=announce,
                     )
                 except errors.InvalidTransition:
                     self._abandon(entry)
@@ -260,7 +286,9 @@ class Worker:
                     log.warning("heartbeat of %s failed: %s", entry.task.id, exc)
                 else:
                     entry.saved_progress = progress
-                    entry.last_beat = loop.time()
+                    entry.last_beat = now
+                    if announce:
+                        entry.announced_progress, entry.announced_at = progress, now
 
     def _abandon(self, entry: _Running) -> None:
         """The task was cancelled or taken back: stop its work and leave its row alone."""

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mediatasks import errors, service, taskstore
-from mediatasks.api.livepeer import schemas, wire
+from mediatasks import errors, service, tasks, taskstore
+from mediatasks.api.livepeer import events, schemas, views, webhooks, wire
+from mediatasks.api.livepeer.auth import ApiError, Project
 from mediatasks.api.runtime import Runtime
 
 __all__ = ["create_livepeer_app"]
@@ -50,15 +51,6 @@ _RANGE_OPS: dict[str, Literal["gt", "gte", "lt", "lte"]] = {
 }
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
-
-
-class ApiError(Exception):
-    """An error answered with ``status`` and ``{"errors": [message]}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _errors(status: int, *messages: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -106,25 +98,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _errors(500, "Internal server error")
 
 
-async def _project_of(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The project of the request's API key (``Authorization: Bearer <key>``)."""
-    if not authorization:
-        raise ApiError(401, "request is not authenticated")
-    scheme, _, secret = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        raise ApiError(401, f"unsupported authorization header scheme: {scheme}")
-    runtime: Runtime = request.app.state.runtime
-    key = await runtime.store.authenticate(secret.strip())
-    if key is None:
-        raise ApiError(401, "no token found for the API key")
-    return key.project_id
-
-
-Project = Annotated[str, Depends(_project_of)]
-
-
 def create_livepeer_app(runtime: Runtime) -> FastAPI:
     """The ``/api`` application."""
     app = FastAPI(
@@ -143,14 +116,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     def base_url(request: Request) -> str:
         return runtime.base_url(str(request.base_url))
 
-    async def render_task(task: Any, request: Request) -> dict[str, Any]:
-        output_asset = None
-        if task.output_asset_id and task.output:
-            try:
-                output_asset = await runtime.store.get_asset(task.output_asset_id)
-            except errors.NotFound:
-                output_asset = None
-        return wire.task_json(task, output_asset=output_asset, base_url=base_url(request))
+    async def render_task(task: tasks.Task, request: Request) -> dict[str, Any]:
+        return await views.render_task(runtime, task, base_url(request))
 
     @router.get("/task")
     async def list_tasks(request: Request, response: Response, project: Project) -> list[Any]:
@@ -209,6 +176,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     return app
 
 

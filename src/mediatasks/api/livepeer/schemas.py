@@ -7,7 +7,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["NewAssetFromUrl", "PlaybackPolicy", "TranscodeProfile"]
+__all__ = [
+    "WEBHOOK_EVENTS",
+    "NewAssetFromUrl",
+    "PlaybackPolicy",
+    "TranscodeProfile",
+    "WebhookInput",
+]
 
 
 class _Body(BaseModel):
@@ -52,3 +58,39 @@ class NewAssetFromUrl(_Body):
     profiles: list[TranscodeProfile] | None = None
     target_segment_size_secs: float | None = Field(default=None, ge=0)
     encryption: dict[str, Any] | None = None
+
+
+#: Every event name Livepeer's webhook schema allows (stream events never fire here).
+WEBHOOK_EVENTS = Literal[
+    "stream.started",
+    "stream.detection",
+    "stream.idle",
+    "recording.ready",
+    "recording.started",
+    "recording.waiting",
+    "multistream.connected",
+    "multistream.error",
+    "multistream.disconnected",
+    "playback.user.new",
+    "playback.accessControl",
+    "asset.created",
+    "asset.updated",
+    "asset.failed",
+    "asset.ready",
+    "asset.deleted",
+    "task.spawned",
+    "task.updated",
+    "task.completed",
+    "task.failed",
+]
+
+
+class WebhookInput(_Body):
+    """``POST /webhook`` and ``PUT /webhook/{id}``."""
+
+    name: str = Field(min_length=1, max_length=500)
+    url: str = Field(pattern=r"^https?://")
+    events: list[WEBHOOK_EVENTS] = Field(min_length=1)
+    shared_secret: str | None = Field(default=None, max_length=500)
+    stream_id: str | None = None
+    project_id: str | None = None

@@ -12,10 +12,10 @@ from typing import Any
 
 from mediatasks import assets, fetch, tasks
 
-__all__ = ["PARAMS_KEY", "asset_json", "ms", "task_json"]
+__all__ = ["PARAMS_KEY", "asset_json", "eta", "ms", "task_json"]
 
 #: The key under which each task type's params (and output) appear.
-PARAMS_KEY = {
+PARAMS_KEY: dict[str, str] = {
     tasks.TaskType.UPLOAD: "upload",
     tasks.TaskType.TRANSCODE_FILE: "transcode-file",
     tasks.TaskType.CLIP: "clip",
@@ -40,13 +40,36 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def eta(task: tasks.Task, now: datetime) -> datetime | None:
+    """When a running task should finish, from the rate of its progress so far."""
+    progress = task.progress or 0.0
+    if task.phase is not tasks.Phase.RUNNING or task.started_at is None or progress < 0.01:
+        return None
+    elapsed = now - task.started_at
+    return task.started_at + elapsed / progress
+
+
 def task_json(
-    task: tasks.Task, *, output_asset: assets.Asset | None = None, base_url: str = ""
+    task: tasks.Task,
+    *,
+    output_asset: assets.Asset | None = None,
+    base_url: str = "",
+    queue_position: int | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """A task as Livepeer's ``GET /task/{id}`` returns it."""
+    """A task as Livepeer's ``GET /task/{id}`` returns it.
+
+    Two fields are ours (the SDK ignores them): ``status.queuePosition`` for a waiting task and
+    ``status.eta`` (Unix ms) for a running one, when ``queue_position`` and ``now`` are given.
+    """
     status: dict[str, Any] = {"phase": str(task.phase), "updatedAt": ms(task.updated_at)}
     if task.phase is tasks.Phase.RUNNING:
         status["progress"] = round(task.progress or 0.0, 3)
+        finish = eta(task, now) if now is not None else None
+        if finish is not None:
+            status["eta"] = ms(finish)
+    if queue_position is not None and task.phase is tasks.Phase.WAITING:
+        status["queuePosition"] = queue_position
     if task.phase is not tasks.Phase.COMPLETED:
         status["retries"] = task.retries
     if task.error_message and task.phase is not tasks.Phase.COMPLETED:
@@ -56,7 +79,7 @@ def task_json(
         "type": task.type,
         "createdAt": ms(task.created_at),
         "projectId": task.project_id,
-        "params": {PARAMS_KEY.get(tasks.TaskType(task.type), task.type): _mask(task.params)},
+        "params": {PARAMS_KEY.get(task.type, task.type): _mask(task.params)},
         "status": status,
     }
     if task.scheduled_at is not None:

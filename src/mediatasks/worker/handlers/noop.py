@@ -1,7 +1,8 @@
 """``noop``: does nothing, for tests and the queue benchmark.
 
-Its params may ask it to ``sleep_s`` (reporting progress as it goes), or to ``fail`` with a message
-(``unretriable`` to fail at once).  No API creates it.
+Its params may ask it to ``sleep_s`` (reporting progress as it goes), to ``fail`` with a message
+(``unretriable`` to fail at once), or to fail only its first ``fail_attempts`` attempts.  No API
+creates it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class NoopHandler:
             await asyncio.sleep(sleep_s / steps)
             await ctx.report_progress((step + 1) / steps)
         failure = params.get("fail")
+        if ctx.task.attempt <= int(params.get("fail_attempts", 0)):
+            failure = failure or f"attempt {ctx.task.attempt} failed as asked"
         if failure:
             if params.get("unretriable"):
                 raise errors.Unretriable(str(failure))

@@ -65,8 +65,9 @@ class UploadHandler:
 
         out_dir = ctx.workdir / "hls"
         binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
-        ctx.facts["ffmpeg"] = {"version": await ffmpeg.ffmpeg_version(binary)}
-        await hls.transcode_hls(
+        facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
+        ctx.facts["ffmpeg"] = facts
+        output = await hls.transcode_hls(
             binary=binary,
             source=source,
             spec=spec,
@@ -74,8 +75,10 @@ class UploadHandler:
             out_dir=out_dir,
             segment_s=segment_s,
             on_progress=ctx.progress_span(0.10, 0.95),
+            on_command=lambda argv: facts.update(command=argv),
             preset=settings.x264_preset,
         )
+        facts["elapsedS"] = round(output.run.elapsed_s, 3)
 
         prefix = blob_prefix(asset.playback_id)
         await ctx.blobs.put_file(f"{prefix}/video", source)

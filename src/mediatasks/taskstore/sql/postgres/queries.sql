@@ -14,7 +14,7 @@ WITH picked AS (
 UPDATE tasks
 SET phase = 'running', attempt = attempt + 1, progress = NULL,
     lease_token = gen_random_uuid()::text, lease_expires_at = :lease_expires_at,
-    worker_id = :worker_id, updated_at = :now
+    worker_id = :worker_id, started_at = :now, updated_at = :now
 FROM picked
 WHERE tasks.id = picked.id
 RETURNING tasks.*;
@@ -30,3 +30,23 @@ FOR UPDATE SKIP LOCKED;
 -- name: notify_work
 -- Wake idle workers; delivered when the transaction commits.
 SELECT pg_notify('mediatasks_work', '');
+
+-- name: undispatched_events
+-- Outbox events not yet fanned out to webhooks, oldest first; locked for one dispatcher.
+SELECT * FROM webhook_events WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_deliveries
+-- Lock due webhook deliveries for one sender until :locked_until.
+WITH picked AS (
+    SELECT id FROM webhook_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= :now
+      AND (locked_until IS NULL OR locked_until < :now)
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries SET locked_until = :locked_until, updated_at = :now
+FROM picked
+WHERE webhook_deliveries.id = picked.id
+RETURNING webhook_deliveries.*;

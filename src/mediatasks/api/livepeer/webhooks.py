@@ -1,0 +1,136 @@
+"""``/webhook``: CRUD as the official SDK expects it, and the delivery log.
+
+Create, update and delete answer 200 with the whole webhook: a deliberate difference from
+Studio's 201, ``{id}`` and 204, which make the SDK raise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from mediatasks import fetch, taskstore
+from mediatasks.api.livepeer import schemas, wire
+from mediatasks.api.livepeer.auth import Project, runtime_of
+from mediatasks.api.runtime import Runtime
+from mediatasks.webhooks import sender
+
+__all__ = ["router"]
+
+router = APIRouter()
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+def webhook_json(hook: taskstore.Webhook) -> dict[str, Any]:
+    """A webhook as Livepeer's API returns it."""
+    body: dict[str, Any] = {
+        "id": hook.id,
+        "kind": "webhook",
+        "name": hook.name,
+        "url": hook.url,
+        "events": list(hook.events),
+        "projectId": hook.project_id,
+        "createdAt": wire.ms(hook.created_at),
+    }
+    if hook.shared_secret:
+        body["sharedSecret"] = hook.shared_secret
+    status: dict[str, Any] = {}
+    if hook.last_triggered_at is not None:
+        status["lastTriggeredAt"] = wire.ms(hook.last_triggered_at)
+    if hook.last_failure:
+        status["lastFailure"] = {k: v for k, v in hook.last_failure.items() if v is not None}
+    if status:
+        body["status"] = status
+    return body
+
+
+def log_json(entry: taskstore.WebhookLogEntry) -> dict[str, Any]:
+    """One delivery attempt as Livepeer's ``WebhookLog``."""
+    return {
+        "id": entry.id,
+        "webhookId": entry.webhook_id,
+        "event": entry.event,
+        "createdAt": wire.ms(entry.created_at),
+        "duration": entry.duration_ms / 1000,
+        "success": entry.success,
+        "request": dict(entry.request),
+        "response": dict(entry.response),
+    }
+
+
+def _checked(body: schemas.WebhookInput, runtime: Runtime) -> schemas.WebhookInput:
+    fetch.check_url(body.url, allow_private=runtime.settings.allow_private_urls)
+    return body
+
+
+@router.get("/webhook")
+async def list_webhooks(project: Project, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    found = await runtime.store.list_webhooks(project, limit=1000)
+    return [webhook_json(hook) for hook in found]
+
+
+@router.post("/webhook")
+async def create_webhook(
+    body: schemas.WebhookInput, project: Project, runtime: RuntimeDep
+) -> dict[str, Any]:
+    _checked(body, runtime)
+    hook = await runtime.store.create_webhook(
+        project,
+        name=body.name,
+        url=body.url,
+        events=list(dict.fromkeys(body.events)),
+        shared_secret=body.shared_secret,
+    )
+    return webhook_json(hook)
+
+
+@router.get("/webhook/{webhook_id}")
+async def get_webhook(webhook_id: str, project: Project, runtime: RuntimeDep) -> dict[str, Any]:
+    return webhook_json(await runtime.store.get_webhook(webhook_id, project))
+
+
+@router.put("/webhook/{webhook_id}")
+async def update_webhook(
+    webhook_id: str, body: schemas.WebhookInput, project: Project, runtime: RuntimeDep
+) -> dict[str, Any]:
+    _checked(body, runtime)
+    hook = await runtime.store.update_webhook(
+        webhook_id,
+        project,
+        name=body.name,
+        url=body.url,
+        events=list(dict.fromkeys(body.events)),
+        shared_secret=body.shared_secret,
+    )
+    return webhook_json(hook)
+
+
+@router.delete("/webhook/{webhook_id}")
+async def delete_webhook(webhook_id: str, project: Project, runtime: RuntimeDep) -> dict[str, Any]:
+    return webhook_json(await runtime.store.delete_webhook(webhook_id, project))
+
+
+@router.get("/webhook/{webhook_id}/log")
+async def webhook_log(
+    webhook_id: str, request: Request, project: Project, runtime: RuntimeDep
+) -> list[dict[str, Any]]:
+    await runtime.store.get_webhook(webhook_id, project)
+    limit = request.query_params.get("limit", "")
+    entries = await runtime.store.list_webhook_log(
+        webhook_id, project, limit=min(int(limit), 1000) if limit.isdigit() else 20
+    )
+    return [log_json(entry) for entry in entries]
+
+
+@router.post("/webhook/{webhook_id}/log/{log_id}/resend")
+async def resend(
+    webhook_id: str, log_id: str, project: Project, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Send the event of a logged attempt again, now; answer with the new attempt."""
+    hooks = sender.Sender(runtime.settings, runtime.store)
+    try:
+        delivery = await runtime.store.resend(webhook_id, log_id, project, lock_s=hooks.lock_s)
+        return log_json(await hooks.attempt(delivery))
+    finally:
+        await hooks.close()
