@@ -24,6 +24,8 @@ class Receiver:
         self.lock = threading.Lock()
         #: Every request, in order: the parsed body and whether its signature was right.
         self.requests: list[tuple[dict[str, Any], bool]] = []
+        #: Ids of the events answered with a 2xx.
+        self.accepted: set[str] = set()
 
     def record(self, raw: bytes, signature: str) -> int:
         fields = dict(part.split("=", 1) for part in signature.split(",") if "=" in part)
@@ -34,6 +36,8 @@ class Receiver:
         )
         with self.lock:
             self.requests.append((body, valid))
+            if self.status < 300:
+                self.accepted.add(body["id"])
             return self.status
 
     @property

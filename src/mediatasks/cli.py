@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -267,13 +267,17 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         console.print(f"[red]cannot reach the server: {exc}[/]")
         raise typer.Exit(1) from exc
     if response.status_code >= 400:
-        try:
-            messages = response.json().get("errors", [response.text])
-        except ValueError:
-            messages = [response.text]
-        console.print(f"[red]{response.status_code}: {'; '.join(map(str, messages))}[/]")
-        raise typer.Exit(1)
+        _call_failed(response)
     return response.json() if response.content else None
+
+
+def _call_failed(response: httpx.Response) -> NoReturn:
+    try:
+        messages = response.json().get("errors", [response.text])
+    except ValueError:
+        messages = [response.text]
+    console.print(f"[red]{response.status_code}: {'; '.join(map(str, messages))}[/]")
+    raise typer.Exit(1)
 
 
 def _print_json(value: Any) -> None:
@@ -334,15 +338,31 @@ def task_retry(
     console.print(f"{task_id}: waiting")
 
 
+def _sse_events(client: httpx.Client, path: str, last_id: str) -> Any:
+    """Yield ``(id, data)`` of each Server-Sent Event at ``path``, resuming after ``last_id``."""
+    headers = {"Accept": "text/event-stream"}
+    if last_id:
+        headers["Last-Event-ID"] = last_id
+    with client.stream("GET", path, headers=headers, timeout=None) as response:
+        if response.status_code >= 400:
+            response.read()
+            _call_failed(response)
+        event_id, data = "", ""
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and data:
+                yield event_id, json.loads(data)
+                data = ""
+
+
 @task_cli.command("watch")
 def task_watch(
-    task_id: str,
-    interval_s: float = typer.Option(0.5, "--interval", help="Seconds between updates."),
-    server: str = ServerUrl,
-    api_key: str = ApiKey,
-    data_dir: Path = DataDir,
+    task_id: str, server: str = ServerUrl, api_key: str = ApiKey, data_dir: Path = DataDir
 ) -> None:
-    """Draw a live progress bar until the task ends, then print the outcome."""
+    """Draw a live progress bar from the task's event stream, then print the outcome."""
     terminal = {"completed", "failed", "cancelled"}
     with (
         _client(server, api_key, data_dir) as client,
@@ -354,21 +374,31 @@ def task_watch(
             console=console,
         ) as bar,
     ):
-        row = bar.add_task(task_id, total=1.0, phase="?")
-        while True:
-            found = _call(client, "GET", f"/task/{task_id}")
-            status = found["status"]
-            phase = status["phase"]
-            done = 1.0 if phase == "completed" else status.get("progress", 0.0)
-            bar.update(row, completed=done, phase=phase)
-            if phase in terminal:
-                break
-            time.sleep(interval_s)
+        found = _call(client, "GET", f"/task/{task_id}")
+        phase = found["status"]["phase"]
+        row = bar.add_task(task_id, total=1.0, phase=phase)
+        last_id = ""
+        while phase not in terminal:
+            try:
+                stream = _sse_events(client, f"/task/{task_id}/events", last_id)
+                for event_id, event in stream:
+                    last_id, phase = event_id, event["phase"]
+                    done = 1.0 if phase == "completed" else event.get("progress", 0.0)
+                    bar.update(row, completed=done, phase=phase)
+            except httpx.TransportError:
+                time.sleep(1)  # the server restarted: resume from the last event seen
+        bar.update(row, completed=1.0 if phase == "completed" else None, phase=phase)
+    status = _call_once(server, api_key, data_dir, task_id)
     if phase == "completed":
         console.print(f"[green]completed[/] {task_id}")
         return
     console.print(f"[red]{phase}[/] {task_id}: {status.get('errorMessage', '')}")
     raise typer.Exit(1)
+
+
+def _call_once(server: str, api_key: str | None, data_dir: Path | None, task_id: str) -> Any:
+    with _client(server, api_key, data_dir) as client:
+        return _call(client, "GET", f"/task/{task_id}")["status"]
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def test_keys_and_tasks(server: processes.Server, tmp_path: Path) -> None:
             f"{base}/api/asset/upload/url", json=body, headers={"Authorization": f"Bearer {secret}"}
         )
         task_id = response.json()["task"]["id"]
-        watched = cli("task", "watch", task_id, "--interval", "0.2", env=auth)
+        watched = cli("task", "watch", task_id, env=auth)
     assert watched.returncode == 0, watched.stdout + watched.stderr
     assert "completed" in watched.stdout
 

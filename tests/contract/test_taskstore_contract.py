@@ -389,3 +389,123 @@ async def test_wait_for_work_wakes_on_new_task(store: taskstore.TaskStore) -> No
     await add(store, project)
     await asyncio.wait_for(waiter, 5)
     assert loop.time() - started < 1
+
+
+# -- webhooks and the outbox -------------------------------------------------------------------
+async def _hook(store: taskstore.TaskStore, project: str, events: list[str]) -> taskstore.Webhook:
+    return await store.create_webhook(
+        project, name="h", url="https://hooks.example.com/x", events=events, shared_secret="s"
+    )
+
+
+async def _due(store: taskstore.TaskStore, now: datetime = T0) -> list[taskstore.Delivery]:
+    await store.dispatch_events(now=now)
+    return await store.claim_deliveries(limit=100, lock_s=60, now=now)
+
+
+async def test_transitions_emit_events_in_their_transaction(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    await _hook(store, project, ["task.spawned", "task.updated", "task.completed"])
+    task = await add(store, project)
+    with pytest.raises(errors.LeaseLost):  # a refused change emits nothing
+        await store.complete(task.id, "nope", output={}, now=T0)
+    claimed = await claim_one(store)
+    assert claimed.lease_token is not None
+    await store.heartbeat(claimed.id, claimed.lease_token, lease_s=30, progress=0.5, now=T0)
+    await store.heartbeat(
+        claimed.id, claimed.lease_token, lease_s=30, progress=0.6, announce=True, now=T0
+    )
+    await store.complete(claimed.id, claimed.lease_token, output={}, now=T0)
+    due = await _due(store)
+    names = [d.event.name for d in sorted(due, key=lambda d: (d.event.created_at, d.id))]
+    assert sorted(names) == sorted(
+        ["task.spawned", "task.updated", "task.updated", "task.updated", "task.completed"]
+    )
+    completed = next(d for d in due if d.event.name == "task.completed")
+    assert completed.event.payload["success"] is True
+    assert completed.event.payload["row"]["phase"] == "completed"
+    assert len({d.event.id for d in due}) == 5
+
+
+async def test_dispatch_only_to_subscribed_webhooks_of_the_project(
+    store: taskstore.TaskStore,
+) -> None:
+    project, other = await new_project(store), await new_project(store)
+    wanted = await _hook(store, project, ["task.spawned"])
+    await _hook(store, project, ["task.failed"])
+    await _hook(store, other, ["task.spawned"])
+    gone = await _hook(store, project, ["task.spawned"])
+    await store.delete_webhook(gone.id, project)
+    await add(store, project)
+    due = await _due(store)
+    assert [(d.webhook.id, d.event.name) for d in due] == [(wanted.id, "task.spawned")]
+    assert await store.dispatch_events(now=T0) == 0  # each event is fanned out once
+
+
+async def test_deliveries_are_locked_and_retried(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    hook = await _hook(store, project, ["task.spawned"])
+    await add(store, project)
+    [delivery] = await _due(store)
+    assert await store.claim_deliveries(limit=10, lock_s=60, now=T0) == []  # locked
+    entry = await store.finish_attempt(
+        delivery,
+        success=False,
+        duration_ms=5,
+        request={"url": hook.url},
+        response={"status": 503},
+        retry_at=T0 + timedelta(seconds=5),
+        now=T0,
+    )
+    assert entry.success is False and entry.event == "task.spawned"
+    assert await store.claim_deliveries(limit=10, lock_s=60, now=T0) == []
+    [again] = await store.claim_deliveries(limit=10, lock_s=60, now=T0 + timedelta(seconds=5))
+    assert again.id == delivery.id and again.attempts == 1
+    await store.finish_attempt(
+        again, success=True, duration_ms=5, request={}, response={"status": 200}, retry_at=None
+    )
+    later = T0 + timedelta(hours=1)
+    assert await store.claim_deliveries(limit=10, lock_s=60, now=later) == []
+    log = await store.list_webhook_log(hook.id, project)
+    assert [e.success for e in log] == [True, False]
+    assert (await store.get_webhook(hook.id, project)).last_failure is not None
+    assert await store.list_webhook_log(hook.id, "another-project") == []
+
+
+async def test_a_lost_sender_lock_expires(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    await _hook(store, project, ["task.spawned"])
+    await add(store, project)
+    [delivery] = await _due(store)
+    [retaken] = await store.claim_deliveries(limit=10, lock_s=60, now=T0 + timedelta(seconds=61))
+    assert retaken.id == delivery.id
+    stale = await store.finish_attempt(  # the first sender's late answer changes nothing
+        delivery, success=True, duration_ms=1, request={}, response={}, retry_at=None
+    )
+    assert stale.success is True
+    assert await store.claim_deliveries(limit=10, lock_s=60, now=T0 + timedelta(seconds=200))
+
+
+async def test_webhooks_are_scoped_to_their_project(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    hook = await _hook(store, project, ["task.spawned"])
+    for call in (
+        store.get_webhook(hook.id, "another-project"),
+        store.delete_webhook(hook.id, "another-project"),
+        store.update_webhook(
+            hook.id, "another-project", name="x", url="https://x", events=[], shared_secret=None
+        ),
+    ):
+        with pytest.raises(errors.NotFound):
+            await call
+    assert await store.list_webhooks("another-project") == []
+    kept = await store.update_webhook(
+        hook.id, project, name="y", url="https://y", events=["task.failed"], shared_secret=None
+    )
+    assert kept.shared_secret == "s" and kept.events == ["task.failed"]
+
+
+async def test_queue_position(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    made = [await add(store, project, now=T0 + timedelta(seconds=i)) for i in range(3)]
+    assert [await store.queue_position(t) for t in made] == [1, 2, 3]

@@ -2,6 +2,7 @@
 
 Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url>
        livepeer_flow.py delete <server_url ending in /api> <api_key> <asset_id>
+       livepeer_flow.py webhooks <server_url ending in /api> <api_key> <receiver_url>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
 
@@ -73,10 +74,52 @@ def delete(lp: Livepeer, asset_id: str) -> dict[str, object]:
     return seen
 
 
+def webhooks(lp: Livepeer, receiver_url: str) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    created = lp.webhook.create(
+        request={
+            "name": "sdk hook",
+            "url": receiver_url,
+            "events": ["asset.created", "task.spawned"],
+            "shared_secret": "sdk-secret",
+        }
+    ).webhook
+    seen["created"] = {"id": created.id, "name": created.name, "url": created.url}
+    seen["events"] = sorted(e.value for e in created.events or [])
+    seen["got"] = lp.webhook.get(id=created.id).webhook.name
+    seen["listed"] = [w.id for w in lp.webhook.get_all().data or []]
+    updated = lp.webhook.update(
+        id=created.id,
+        webhook={"name": "renamed", "url": receiver_url, "events": ["asset.created"]},
+    ).webhook
+    seen["updated"] = {"name": updated.name, "events": [e.value for e in updated.events or []]}
+    lp.asset.create_via_url(request={"name": "hooked", "url": receiver_url + "/missing.mp4"})
+    logs: list = []
+    deadline = time.monotonic() + 20
+    while not logs and time.monotonic() < deadline:
+        logs = lp.webhook.get_logs(id=created.id).data or []
+        time.sleep(0.1)
+    seen["log_events"] = [entry.event for entry in logs]
+    seen["log_success"] = [entry.success for entry in logs]
+    if logs:
+        one = lp.webhook.get_log(id=created.id, log_id=logs[0].id).webhook_log
+        seen["log_entry"] = one.id == logs[0].id if one else None
+        again = lp.webhook.resend_log(id=created.id, log_id=logs[0].id).webhook_log
+        seen["resent"] = bool(again and again.success)
+    deleted = lp.webhook.delete(id=created.id).webhook
+    seen["deleted"] = deleted.id if deleted else None
+    try:
+        lp.webhook.get(id=created.id)
+    except errors.SDKError as exc:
+        seen["after_delete"] = exc.status_code
+    return seen
+
+
 def main() -> None:
     mode, server_url, api_key, argument = sys.argv[1:5]
     lp = Livepeer(api_key=api_key, server_url=server_url)
-    seen = import_and_watch(lp, argument) if mode == "import" else delete(lp, argument)
+    flows = {"import": import_and_watch, "delete": delete, "webhooks": webhooks}
+    seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests import hlscheck, mediagen, processes
 from tests.conftest import IN_CI
+from tests.receiver import receiving
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
@@ -90,3 +91,19 @@ def test_import_watch_play_delete(
     assert deleted == {"delete_status": 204, "deleted_status": 404}
     assert httpx.get(playback_url).status_code == 404
     assert not list((data / "media").rglob("*.ts"))
+
+
+def test_webhooks_with_the_sdk(sdk_python: Path, server: processes.Server) -> None:
+    with receiving("sdk-secret") as receiver:
+        seen = run_flow(sdk_python, "webhooks", f"{server.base_url}/api", server.key, receiver.url)
+    assert seen["created"]["name"] == "sdk hook"  # type: ignore[index]
+    assert seen["events"] == ["asset.created", "task.spawned"]
+    assert seen["got"] == "sdk hook"
+    assert seen["listed"] == [seen["created"]["id"]]  # type: ignore[index]
+    assert seen["updated"] == {"name": "renamed", "events": ["asset.created"]}
+    assert seen["log_events"] == ["asset.created"] and seen["log_success"] == [True]
+    assert seen["log_entry"] is True and seen["resent"] is True
+    assert seen["deleted"] == seen["created"]["id"]  # type: ignore[index]
+    assert seen["after_delete"] == 404
+    assert all(valid for _, valid in receiver.requests)
+    assert len(receiver.unique) == 1 and len(receiver.requests) == 2

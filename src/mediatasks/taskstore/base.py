@@ -421,6 +421,10 @@ class TaskStore(Protocol):
         self, webhook_id: str, project_id: str, *, limit: int = 20, offset: int = 0
     ) -> list[WebhookLogEntry]: ...
 
+    async def get_webhook_log(
+        self, webhook_id: str, log_id: str, project_id: str
+    ) -> WebhookLogEntry: ...
+
     async def resend(
         self,
         webhook_id: str,

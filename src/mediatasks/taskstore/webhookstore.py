@@ -356,6 +356,15 @@ class WebhookRows(abc.ABC):
         found = await self._read(lambda tx: tx.rows(self.queries["list_webhook_log"], params))
         return [self._log(row) for row in found]
 
+    async def get_webhook_log(
+        self, webhook_id: str, log_id: str, project_id: str
+    ) -> base.WebhookLogEntry:
+        params = {"id": log_id, "webhook_id": webhook_id, "project_id": project_id}
+        row = await self._read(lambda tx: self._first(tx, "get_webhook_log", params))
+        if row is None:
+            raise errors.NotFound("webhook log entry not found")
+        return self._log(row)
+
     async def resend(
         self,
         webhook_id: str,

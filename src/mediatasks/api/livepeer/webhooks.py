@@ -1,7 +1,9 @@
 """``/webhook``: CRUD as the official SDK expects it, and the delivery log.
 
 Create, update and delete answer 200 with the whole webhook: a deliberate difference from
-Studio's 201, ``{id}`` and 204, which make the SDK raise.
+Studio's 201, ``{id}`` and 204, which make the SDK raise.  An update that leaves out
+``sharedSecret`` keeps the secret the webhook has (the SDK's update sends none); an empty string
+removes it.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ async def update_webhook(
         events=list(dict.fromkeys(body.events)),
         shared_secret=body.shared_secret,
     )
+
     return webhook_json(hook)
 
 
@@ -121,6 +124,13 @@ async def webhook_log(
         webhook_id, project, limit=min(int(limit), 1000) if limit.isdigit() else 20
     )
     return [log_json(entry) for entry in entries]
+
+
+@router.get("/webhook/{webhook_id}/log/{log_id}")
+async def webhook_log_entry(
+    webhook_id: str, log_id: str, project: Project, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return log_json(await runtime.store.get_webhook_log(webhook_id, log_id, project))
 
 
 @router.post("/webhook/{webhook_id}/log/{log_id}/resend")

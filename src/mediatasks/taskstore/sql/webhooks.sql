@@ -20,9 +20,10 @@ ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 SELECT * FROM webhooks WHERE project_id = :project_id AND deleted_at IS NULL;
 
 -- name: update_webhook
--- Replace a live webhook's settings.
+-- Replace a live webhook's settings; a null :shared_secret keeps the one it has.
 UPDATE webhooks
-SET name = :name, url = :url, events = :events, shared_secret = :shared_secret, updated_at = :now
+SET name = :name, url = :url, events = :events,
+    shared_secret = COALESCE(CAST(:shared_secret AS TEXT), shared_secret), updated_at = :now
 WHERE id = :id AND project_id = :project_id AND deleted_at IS NULL
 RETURNING *;
 
