@@ -99,10 +99,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[Server]:
-    """``mediatasks serve`` on a free port with its data in ``tmp_path``; extra settings are
-    given as keyword arguments without the ``MEDIATASKS_`` prefix."""
-    port = free_port()
+def serve(tmp_path: Path, *args: str, port: int | None = None, **settings: str) -> Iterator[Server]:
+    """``mediatasks serve`` on ``port`` (default: a free one) with its data in ``tmp_path``;
+    extra settings are keyword arguments without the ``MEDIATASKS_`` prefix."""
+    port = port or free_port()
     env = {
         "MEDIATASKS_DATA_DIR": str(tmp_path / "data"),
         "MEDIATASKS_PORT": str(port),

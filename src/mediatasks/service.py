@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ __all__ = [
     "bootstrap_key",
     "cancel_task",
     "delete_asset",
+    "finish_upload",
     "import_from_url",
+    "request_upload",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,58 @@ async def bootstrap_key(store: taskstore.TaskStore, data_dir: Path) -> Bootstrap
     return Bootstrap(project_id=project.id, secret=secret, created=True)
 
 
+#: A URL imported again within this time returns the first import (Livepeer's rule).
+DUPLICATE_IMPORT_WINDOW = timedelta(minutes=15)
+
+
+def _upload_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    profiles = options.get("profiles")
+    if profiles is not None and len(profiles) == 0:
+        raise errors.InvalidInput("assets must have at least one profile")
+    return {
+        key: options[key]
+        for key in ("profiles", "targetSegmentSizeSecs", "c2pa", "encryption", "staticMp4")
+        if options.get(key) is not None
+    }
+
+
+async def _create_upload(
+    store: taskstore.TaskStore,
+    settings: settings_module.Settings,
+    *,
+    project_id: str,
+    name: str,
+    source: Mapping[str, Any],
+    params: Mapping[str, Any],
+    options: Mapping[str, Any],
+    direct: bool,
+) -> tuple[assets.Asset, tasks.Task]:
+    asset_id = str(uuid.uuid4())
+    playback_id = assets.new_playback_id(asset_id)
+    task_params = dict(params)
+    if direct:
+        task_params["uploadedObjectKey"] = f"{upload.blob_prefix(playback_id)}/video"
+    return await store.create_asset(
+        taskstore.NewAsset(
+            id=asset_id,
+            project_id=project_id,
+            name=name,
+            playback_id=playback_id,
+            phase=assets.AssetPhase.UPLOADING if direct else assets.AssetPhase.WAITING,
+            source=dict(source),
+            options=dict(options),
+        ),
+        taskstore.NewTask(
+            project_id=project_id,
+            type=tasks.TaskType.UPLOAD,
+            params=task_params,
+            phase=tasks.Phase.PENDING if direct else tasks.Phase.WAITING,
+            max_retries=settings.max_retries,
+            output_asset_id=asset_id,
+        ),
+    )
+
+
 async def import_from_url(
     store: taskstore.TaskStore,
     settings: settings_module.Settings,
@@ -69,35 +124,58 @@ async def import_from_url(
     name: str,
     url: str,
     options: Mapping[str, Any],
-) -> tuple[assets.Asset, tasks.Task]:
-    """Create an asset from a URL and the upload task that fills it."""
+) -> tuple[assets.Asset, tasks.Task, bool]:
+    """Create an asset from a URL and the upload task that fills it.
+
+    The same URL imported again by the same project within 15 minutes, while the first import
+    is still under way, returns that import instead; the last value is whether it is new.
+    """
     fetch.check_url(url, allow_private=settings.allow_private_urls)
-    profiles = options.get("profiles")
-    if profiles is not None and len(profiles) == 0:
-        raise errors.InvalidInput("assets must have at least one profile")
-    asset_id = str(uuid.uuid4())
-    params: dict[str, Any] = {"url": url}
-    for key in ("profiles", "targetSegmentSizeSecs", "c2pa", "encryption"):
-        if options.get(key) is not None:
-            params[key] = options[key]
-    return await store.create_asset(
-        taskstore.NewAsset(
-            id=asset_id,
-            project_id=project_id,
-            name=name,
-            playback_id=assets.new_playback_id(asset_id),
-            phase=assets.AssetPhase.WAITING,
-            source={"type": "url", "url": url},
-            options=dict(options),
-        ),
-        taskstore.NewTask(
-            project_id=project_id,
-            type=tasks.TaskType.UPLOAD,
-            params=params,
-            max_retries=settings.max_retries,
-            output_asset_id=asset_id,
-        ),
+    params = {"url": url, **_upload_params(options)}
+    since = datetime.now(UTC) - DUPLICATE_IMPORT_WINDOW
+    existing = await store.find_url_import(project_id, url, since=since)
+    if existing is not None:
+        return existing[0], existing[1], False
+    asset, task = await _create_upload(
+        store,
+        settings,
+        project_id=project_id,
+        name=name,
+        source={"type": "url", "url": url},
+        params=params,
+        options=options,
+        direct=False,
     )
+    return asset, task, True
+
+
+async def request_upload(
+    store: taskstore.TaskStore,
+    settings: settings_module.Settings,
+    *,
+    project_id: str,
+    name: str,
+    options: Mapping[str, Any],
+) -> tuple[assets.Asset, tasks.Task]:
+    """Create an asset whose bytes the client will send; its task waits for them (pending)."""
+    return await _create_upload(
+        store,
+        settings,
+        project_id=project_id,
+        name=name,
+        source={"type": "directUpload"},
+        params=_upload_params(options),
+        options=options,
+        direct=True,
+    )
+
+
+async def finish_upload(
+    store: taskstore.TaskStore, blobs: blobstore.BlobStore, task: tasks.Task, received: Path
+) -> tasks.Task:
+    """The last byte arrived: keep the file where the task reads it, and schedule the task."""
+    await blobs.put_file(str(task.params["uploadedObjectKey"]), received)
+    return await store.schedule(task.id)
 
 
 async def cancel_task(store: taskstore.TaskStore, task_id: str, project_id: str) -> tasks.Task:

@@ -119,3 +119,9 @@ class Settings(BaseSettings):
         """Seconds to wait before the retry that follows ``retries_done`` earlier retries."""
         index = min(retries_done, len(self.retry_backoff_s) - 1)
         return self.retry_backoff_s[index]
+
+    #: Signs the links that work without an API key: upload URLs and the download links of Flat
+    #: task results.  Empty means a random key generated once and kept in
+    #: ``data_dir/secret-key``; the scaled shape (several API processes) must set the same
+    #: ``MEDIATASKS_SECRET_KEY`` on every one of them.
+    secret_key: str = Field(default="", repr=False)

@@ -53,7 +53,7 @@ async def test_upgrade_in_place_keeps_data(empty_store_url: str) -> None:
 
     store = taskstore.open_task_store(empty_store_url)
     try:
-        assert await store.migrate() == [2, 3]
+        assert await store.migrate() == [2, 3, 4]
         assert await store.migrate() == []
 
         key = await store.authenticate(SECRET)

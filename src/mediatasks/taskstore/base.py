@@ -20,6 +20,7 @@ __all__ = [
     "ApiKey",
     "Delivery",
     "Filter",
+    "IdempotentRequest",
     "NewAsset",
     "NewTask",
     "OutboxEvent",
@@ -179,6 +180,15 @@ class WebhookLogEntry:
     success: bool
     request: Mapping[str, Any]
     response: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IdempotentRequest:
+    """A request already made with an idempotency key: its hash, and its answer once known."""
+
+    request_hash: str
+    status: int | None
+    body: Any
 
 
 class TaskStore(Protocol):
@@ -435,4 +445,29 @@ class TaskStore(Protocol):
         now: datetime | None = None,
     ) -> Delivery:
         """A new delivery of the event of ``log_id``, already locked for the caller to send."""
+        ...
+
+    # -- idempotency and uploads ----------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, project_id: str, key: str, request_hash: str, *, now: datetime | None = None
+    ) -> IdempotentRequest | None:
+        """``None`` if the key is new (now reserved), else what it was first used for."""
+        ...
+
+    async def save_idempotent_response(
+        self, project_id: str, key: str, *, status: int, body: Any
+    ) -> None: ...
+
+    async def release_idempotency_key(self, project_id: str, key: str) -> None:
+        """Forget a reserved key whose request failed on our side, so it may be retried."""
+        ...
+
+    async def find_url_import(
+        self, project_id: str, url: str, *, since: datetime
+    ) -> tuple[assets.Asset, tasks.Task] | None:
+        """An unfinished import of ``url`` created since ``since``, with its task."""
+        ...
+
+    async def task_of_asset(self, asset_id: str) -> tasks.Task | None:
+        """The latest task that fills ``asset_id``."""
         ...

@@ -19,7 +19,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mediatasks import assets, errors, tasks
-from mediatasks.taskstore import base, webhookstore
+from mediatasks.taskstore import base, uploadstore, webhookstore
+from mediatasks.taskstore.rows import (
+    asset_from_row,
+    from_ms,
+    load_json,
+    maybe_from_ms,
+    task_from_row,
+    to_ms,
+)
 
 __all__ = [
     "ASSET_FIELDS",
@@ -84,20 +92,6 @@ class Change:
         self.events.append((name, str(row["project_id"]), payload))
 
 
-def to_ms(moment: datetime) -> int:
-    """Unix milliseconds of an aware datetime."""
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(value: int) -> datetime:
-    """The aware UTC datetime of Unix milliseconds."""
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def _maybe_dt(value: int | None) -> datetime | None:
-    return None if value is None else from_ms(value)
-
-
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
@@ -106,57 +100,7 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
-    """A task from a row of ``tasks`` (or an outbox copy of one)."""
-    return tasks.Task(
-        id=row["id"],
-        project_id=row["project_id"],
-        type=row["type"],
-        phase=tasks.Phase(row["phase"]),
-        params=_load(row["params"]),
-        output=None if row["output"] is None else _load(row["output"]),
-        progress=row["progress"],
-        retries=row["retries"],
-        max_retries=row["max_retries"],
-        attempt=row["attempt"],
-        error_message=row["error_message"],
-        input_asset_id=row["input_asset_id"],
-        output_asset_id=row["output_asset_id"],
-        created_at=from_ms(row["created_at"]),
-        updated_at=from_ms(row["updated_at"]),
-        scheduled_at=_maybe_dt(row["scheduled_at"]),
-        run_at=from_ms(row["run_at"]),
-        started_at=_maybe_dt(row.get("started_at")),
-        lease_token=row["lease_token"],
-        lease_expires_at=_maybe_dt(row["lease_expires_at"]),
-        worker_id=row["worker_id"],
-    )
-
-
-def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
-    """An asset from a row of ``assets`` (or an outbox copy of one)."""
-    return assets.Asset(
-        id=row["id"],
-        project_id=row["project_id"],
-        name=row["name"],
-        playback_id=row["playback_id"],
-        phase=assets.AssetPhase(row["phase"]),
-        progress=row["progress"],
-        error_message=row["error_message"],
-        source=_load(row["source"]),
-        options=_load(row["options"]),
-        media=_load(row["media"]),
-        created_at=from_ms(row["created_at"]),
-        updated_at=from_ms(row["updated_at"]),
-        deleted_at=_maybe_dt(row["deleted_at"]),
-    )
-
-
-def _load(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-class SqlTaskStore(webhookstore.WebhookRows, abc.ABC):
+class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
     """``TaskStore`` over any SQL backend that supplies ``_read``, ``_write`` and its queries."""
 
     #: The dialect's named queries, in the driver's parameter style.
@@ -225,7 +169,7 @@ class SqlTaskStore(webhookstore.WebhookRows, abc.ABC):
             project_id=row["project_id"],
             name=row["name"],
             created_at=from_ms(row["created_at"]),
-            revoked_at=_maybe_dt(row["revoked_at"]),
+            revoked_at=maybe_from_ms(row["revoked_at"]),
         )
 
     # -- shared pieces of transactions ------------------------------------------------------------
@@ -517,7 +461,7 @@ class SqlTaskStore(webhookstore.WebhookRows, abc.ABC):
                 phase=tasks.Phase(row["phase"]),
                 progress=row["progress"],
                 at=from_ms(row["at"]),
-                data=_load(row["data"]),
+                data=load_json(row["data"]),
             )
             for row in found
         ]

@@ -7,7 +7,6 @@ the two that lock rows, in each dialect's ``queries.sql``.
 from __future__ import annotations
 
 import abc
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,26 +14,15 @@ from typing import Any, TypeVar
 
 from mediatasks import errors
 from mediatasks.taskstore import base
+from mediatasks.taskstore.rows import load_json, maybe_from_ms, to_ms
 
 __all__ = ["WebhookRows"]
 
 _T = TypeVar("_T")
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _dt(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-def _load(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 class WebhookRows(abc.ABC):
@@ -63,12 +51,12 @@ class WebhookRows(abc.ABC):
             project_id=row["project_id"],
             name=row["name"],
             url=row["url"],
-            events=_load(row["events"]),
+            events=load_json(row["events"]),
             shared_secret=row["shared_secret"],
-            created_at=_dt(row["created_at"]) or datetime.now(UTC),
-            updated_at=_dt(row["updated_at"]) or datetime.now(UTC),
-            last_triggered_at=_dt(row["last_triggered_at"]),
-            last_failure=None if failure is None else _load(failure),
+            created_at=maybe_from_ms(row["created_at"]) or datetime.now(UTC),
+            updated_at=maybe_from_ms(row["updated_at"]) or datetime.now(UTC),
+            last_triggered_at=maybe_from_ms(row["last_triggered_at"]),
+            last_failure=None if failure is None else load_json(failure),
         )
 
     @staticmethod
@@ -77,8 +65,8 @@ class WebhookRows(abc.ABC):
             id=row["id"],
             project_id=row["project_id"],
             name=row["name"],
-            payload=_load(row["payload"]),
-            created_at=_dt(row["created_at"]) or datetime.now(UTC),
+            payload=load_json(row["payload"]),
+            created_at=maybe_from_ms(row["created_at"]) or datetime.now(UTC),
         )
 
     @staticmethod
@@ -89,11 +77,11 @@ class WebhookRows(abc.ABC):
             delivery_id=row["delivery_id"],
             event_id=row["event_id"],
             event=row["event"],
-            created_at=_dt(row["created_at"]) or datetime.now(UTC),
+            created_at=maybe_from_ms(row["created_at"]) or datetime.now(UTC),
             duration_ms=row["duration_ms"],
             success=bool(row["success"]),
-            request=_load(row["request"]),
-            response=_load(row["response"]),
+            request=load_json(row["request"]),
+            response=load_json(row["response"]),
         )
 
     def _first(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -102,7 +90,7 @@ class WebhookRows(abc.ABC):
 
     # -- the waiting queue --------------------------------------------------------------------
     async def queue_position(self, task: Any) -> int:
-        params = {"run_at": _ms(task.run_at), "id": task.id}
+        params = {"run_at": to_ms(task.run_at), "id": task.id}
         row = await self._read(lambda tx: self._first(tx, "queue_position", params))
         return int(row["n"]) if row else 1
 
@@ -124,7 +112,7 @@ class WebhookRows(abc.ABC):
             "url": url,
             "events": self._json(list(events)),
             "shared_secret": shared_secret,
-            "now": _ms(_now(now)),
+            "now": to_ms(_now(now)),
         }
         row = await self._write(lambda tx: self._first(tx, "insert_webhook", params))
         assert row is not None
@@ -162,7 +150,7 @@ class WebhookRows(abc.ABC):
             "url": url,
             "events": self._json(list(events)),
             "shared_secret": shared_secret,
-            "now": _ms(_now(now)),
+            "now": to_ms(_now(now)),
         }
         row = await self._write(lambda tx: self._first(tx, "update_webhook", params))
         if row is None:
@@ -172,7 +160,7 @@ class WebhookRows(abc.ABC):
     async def delete_webhook(
         self, webhook_id: str, project_id: str, *, now: datetime | None = None
     ) -> base.Webhook:
-        now_ms = _ms(_now(now))
+        now_ms = to_ms(_now(now))
 
         def run(tx: Any) -> dict[str, Any] | None:
             row = self._first(
@@ -192,7 +180,7 @@ class WebhookRows(abc.ABC):
 
     # -- delivering -----------------------------------------------------------------------------
     async def dispatch_events(self, *, limit: int = 200, now: datetime | None = None) -> int:
-        now_ms = _ms(_now(now))
+        now_ms = to_ms(_now(now))
 
         def run(tx: Any) -> int:
             events = tx.rows(self.queries["undispatched_events"], {"limit": limit})
@@ -246,7 +234,7 @@ class WebhookRows(abc.ABC):
         event = self._first(tx, "get_webhook_event", {"id": row["event_id"]})
         if hook is None or event is None:
             return None
-        locked = _dt(row["locked_until"])
+        locked = maybe_from_ms(row["locked_until"])
         assert locked is not None
         return base.Delivery(
             id=row["id"],
@@ -262,8 +250,8 @@ class WebhookRows(abc.ABC):
         moment = _now(now)
         params = {
             "limit": limit,
-            "now": _ms(moment),
-            "locked_until": _ms(moment + timedelta(seconds=lock_s)),
+            "now": to_ms(moment),
+            "locked_until": to_ms(moment + timedelta(seconds=lock_s)),
         }
 
         def run(tx: Any) -> list[base.Delivery]:
@@ -288,13 +276,13 @@ class WebhookRows(abc.ABC):
         retry_at: datetime | None,
         now: datetime | None = None,
     ) -> base.WebhookLogEntry:
-        now_ms = _ms(_now(now))
+        now_ms = to_ms(_now(now))
         if success:
             state, next_at = "delivered", now_ms
         elif retry_at is None:
             state, next_at = "failed", now_ms
         else:
-            state, next_at = "pending", _ms(retry_at)
+            state, next_at = "pending", to_ms(retry_at)
 
         def run(tx: Any) -> base.WebhookLogEntry:
             tx.rows(
@@ -303,7 +291,7 @@ class WebhookRows(abc.ABC):
                     "id": delivery.id,
                     "state": state,
                     "next_attempt_at": next_at,
-                    "locked_until": _ms(delivery.locked_until),
+                    "locked_until": to_ms(delivery.locked_until),
                     "now": now_ms,
                 },
             )
@@ -375,7 +363,7 @@ class WebhookRows(abc.ABC):
         now: datetime | None = None,
     ) -> base.Delivery:
         moment = _now(now)
-        now_ms = _ms(moment)
+        now_ms = to_ms(moment)
 
         def run(tx: Any) -> base.Delivery | None:
             hook = self._first(tx, "get_webhook", {"id": webhook_id, "project_id": project_id})
@@ -394,7 +382,7 @@ class WebhookRows(abc.ABC):
                     "webhook_id": webhook_id,
                     "event_id": log["event_id"],
                     "project_id": project_id,
-                    "locked_until": _ms(moment + timedelta(seconds=lock_s)),
+                    "locked_until": to_ms(moment + timedelta(seconds=lock_s)),
                     "now": now_ms,
                 },
             )

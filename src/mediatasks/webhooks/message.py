@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from mediatasks import taskstore
 from mediatasks.api.livepeer import wire
-from mediatasks.taskstore import sqlstore
+from mediatasks.taskstore import rows
 
 __all__ = ["EVENTS", "body", "sign", "signature_header"]
 
@@ -36,12 +36,12 @@ EVENTS: Final = (
 def _payload(event: taskstore.OutboxEvent, base_url: str) -> dict[str, Any]:
     kind, row = event.payload["kind"], event.payload["row"]
     if kind == "task":
-        task = sqlstore.task_from_row(row)
+        task = rows.task_from_row(row)
         payload: dict[str, Any] = {
             "task": {"id": task.id, "type": task.type, "snapshot": wire.task_json(task)}
         }
     else:
-        asset = sqlstore.asset_from_row(row)
+        asset = rows.asset_from_row(row)
         payload = {"asset": {"id": asset.id, "snapshot": wire.asset_json(asset, base_url=base_url)}}
     if "success" in event.payload:
         payload["success"] = event.payload["success"]

@@ -17,7 +17,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from mediatasks import errors, service, tasks, taskstore
-from mediatasks.api.livepeer import events, schemas, views, webhooks, wire
+from mediatasks.api.livepeer import (
+    events,
+    idempotency,
+    schemas,
+    uploads,
+    views,
+    webhooks,
+    wire,
+)
 from mediatasks.api.livepeer.auth import ApiError, Project
 from mediatasks.api.runtime import Runtime
 
@@ -111,6 +119,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     _install_error_handlers(app)
 
     app.state.runtime = runtime
+    app.add_middleware(idempotency.IdempotencyMiddleware, runtime=runtime)
     router = APIRouter()
 
     def base_url(request: Request) -> str:
@@ -142,10 +151,12 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     @router.post("/asset/upload/url", status_code=201)
     async def upload_from_url(
-        body: schemas.NewAssetFromUrl, request: Request, project: Project
+        body: schemas.NewAssetFromUrl, request: Request, response: Response, project: Project
     ) -> dict[str, Any]:
+        """Import a video by URL: 201, or 200 with the first import of the same URL when it was
+        asked for less than 15 minutes ago and is still under way."""
         options = body.model_dump(by_alias=True, exclude_none=True, exclude={"name", "url"})
-        asset, task = await service.import_from_url(
+        asset, task, created = await service.import_from_url(
             runtime.store,
             runtime.settings,
             project_id=project,
@@ -153,6 +164,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
             url=body.url,
             options=options,
         )
+        if not created:
+            response.status_code = 200
         return {
             "asset": wire.asset_json(asset, base_url=base_url(request)),
             "task": {"id": task.id},
@@ -177,6 +190,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(router)
     app.include_router(webhooks.router)
+    app.include_router(uploads.router)
     app.include_router(events.router)
     return app
 

@@ -9,6 +9,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "WEBHOOK_EVENTS",
+    "NewAsset",
     "NewAssetFromUrl",
     "PlaybackPolicy",
     "TranscodeProfile",
@@ -43,6 +44,20 @@ class PlaybackPolicy(_Body):
     webhook_context: dict[str, Any] | None = None
     refresh_interval: float | None = None
     allowed_origins: list[str] | None = None
+
+
+class NewAsset(_Body):
+    """``POST /asset/request-upload``."""
+
+    name: str = Field(min_length=1)
+    static_mp4: bool | None = None
+    playback_policy: PlaybackPolicy | None = None
+    creator_id: str | dict[str, Any] | None = None
+    storage: dict[str, Any] | None = None
+    c2pa: bool | None = None
+    profiles: list[TranscodeProfile] | None = None
+    target_segment_size_secs: float | None = Field(default=None, ge=0)
+    encryption: dict[str, Any] | None = None
 
 
 class NewAssetFromUrl(_Body):

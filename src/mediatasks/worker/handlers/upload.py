@@ -9,6 +9,8 @@ it again if the task cannot be completed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +28,10 @@ class UploadParams(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
-    url: str
+    #: The source to fetch, for an import by URL.
+    url: str = ""
+    #: Where the bytes of a direct or tus upload were put, in the blob store.
+    uploaded_object_key: str | None = None
     profiles: list[dict[str, Any]] | None = None
     target_segment_size_secs: float | None = Field(default=None)
 
@@ -50,15 +55,18 @@ class UploadHandler:
         settings = ctx.settings
 
         source = ctx.workdir / "source"
-        fetched = await fetch.download(
-            params.url,
-            source,
-            allow_private=settings.allow_private_urls,
-            max_bytes=settings.max_source_bytes,
-            timeout_s=settings.download_timeout_s,
-            total_timeout_s=settings.download_total_timeout_s,
-            on_progress=_download_progress(ctx),
-        )
+        if params.uploaded_object_key:
+            fetched = await _received(ctx, params.uploaded_object_key, source)
+        else:
+            fetched = await fetch.download(
+                params.url,
+                source,
+                allow_private=settings.allow_private_urls,
+                max_bytes=settings.max_source_bytes,
+                timeout_s=settings.download_timeout_s,
+                total_timeout_s=settings.download_total_timeout_s,
+                on_progress=_download_progress(ctx),
+            )
         spec = await asyncio.to_thread(probe.probe, source)
         profiles = ladder.resolve_profiles(params.profiles, spec)
         segment_s = hls.segment_size_s(params.target_segment_size_secs)
@@ -94,6 +102,28 @@ class UploadHandler:
             "source": f"{prefix}/video",
         }
         return outcome.Complete(output={"upload": {}}, asset_media=media, published=[prefix])
+
+
+async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Download:
+    """The uploaded source, copied from the blob store into the work folder and hashed."""
+    try:
+        await ctx.blobs.get_file(key, dest)
+    except errors.NotFound as exc:
+        raise errors.Unretriable("the uploaded file is missing") from exc
+
+    def digest() -> str:
+        sha = hashlib.sha256()
+        with dest.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                sha.update(chunk)
+        return sha.hexdigest()
+
+    size = dest.stat().st_size
+    if size == 0:
+        raise errors.Unretriable("the source file is empty")
+    return fetch.Download(
+        size_bytes=size, sha256=await asyncio.to_thread(digest), content_type=None, final_url=""
+    )
 
 
 def _download_progress(ctx: handler.Context) -> Any:

@@ -1,0 +1,77 @@
+"""Rows of the task store as domain objects, and times as Unix milliseconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mediatasks import assets, tasks
+
+__all__ = ["asset_from_row", "from_ms", "load_json", "maybe_from_ms", "task_from_row", "to_ms"]
+
+
+def to_ms(moment: datetime) -> int:
+    """Unix milliseconds of an aware datetime."""
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(value: int) -> datetime:
+    """The aware UTC datetime of Unix milliseconds."""
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def maybe_from_ms(value: int | None) -> datetime | None:
+    return None if value is None else from_ms(value)
+
+
+def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
+    """A task from a row of ``tasks`` (or an outbox copy of one)."""
+    return tasks.Task(
+        id=row["id"],
+        project_id=row["project_id"],
+        type=row["type"],
+        phase=tasks.Phase(row["phase"]),
+        params=load_json(row["params"]),
+        output=None if row["output"] is None else load_json(row["output"]),
+        progress=row["progress"],
+        retries=row["retries"],
+        max_retries=row["max_retries"],
+        attempt=row["attempt"],
+        error_message=row["error_message"],
+        input_asset_id=row["input_asset_id"],
+        output_asset_id=row["output_asset_id"],
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        scheduled_at=maybe_from_ms(row["scheduled_at"]),
+        run_at=from_ms(row["run_at"]),
+        started_at=maybe_from_ms(row.get("started_at")),
+        lease_token=row["lease_token"],
+        lease_expires_at=maybe_from_ms(row["lease_expires_at"]),
+        worker_id=row["worker_id"],
+    )
+
+
+def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
+    """An asset from a row of ``assets`` (or an outbox copy of one)."""
+    return assets.Asset(
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        playback_id=row["playback_id"],
+        phase=assets.AssetPhase(row["phase"]),
+        progress=row["progress"],
+        error_message=row["error_message"],
+        source=load_json(row["source"]),
+        options=load_json(row["options"]),
+        media=load_json(row["media"]),
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        deleted_at=maybe_from_ms(row["deleted_at"]),
+    )
+
+
+def load_json(value: Any) -> Any:
+    """A JSON column's value: text in SQLite, already decoded by psycopg."""
+    return json.loads(value) if isinstance(value, str | bytes) else value

@@ -1,0 +1,104 @@
+"""Idempotency keys and the lookups that uploads need, over ``SqlTaskStore``'s transactions.
+
+Queries are in ``sql/uploads.sql``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from mediatasks import assets, tasks
+from mediatasks.taskstore import base
+from mediatasks.taskstore.rows import asset_from_row, load_json, task_from_row, to_ms
+
+__all__ = ["UploadRows"]
+
+_T = TypeVar("_T")
+#: How long an idempotency key is remembered.
+KEY_LIFETIME = timedelta(hours=24)
+
+
+class UploadRows(abc.ABC):
+    """Idempotency keys, repeated URL imports, an asset's task."""
+
+    queries: Mapping[str, str]
+
+    @abc.abstractmethod
+    async def _read(self, fn: Callable[[Any], _T]) -> _T: ...
+
+    @abc.abstractmethod
+    async def _write(self, fn: Callable[[Any], _T]) -> _T: ...
+
+    @abc.abstractmethod
+    def _json(self, value: Any) -> Any: ...
+
+    def _row(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        found: list[dict[str, Any]] = tx.rows(self.queries[name], params)
+        return found[0] if found else None
+
+    async def reserve_idempotency_key(
+        self, project_id: str, key: str, request_hash: str, *, now: datetime | None = None
+    ) -> base.IdempotentRequest | None:
+        moment = now or datetime.now(UTC)
+        params = {
+            "project_id": project_id,
+            "key": key,
+            "request_hash": request_hash,
+            "now": to_ms(moment),
+        }
+
+        def run(tx: Any) -> dict[str, Any] | None:
+            tx.rows(
+                self.queries["expire_idempotency_keys"], {"before": to_ms(moment - KEY_LIFETIME)}
+            )
+            if self._row(tx, "insert_idempotency_key", params) is not None:
+                return None
+            return self._row(tx, "get_idempotency_key", params)
+
+        row = await self._write(run)
+        if row is None:
+            return None
+        body = row["body"]
+        return base.IdempotentRequest(
+            request_hash=row["request_hash"],
+            status=row["status"],
+            body=None if body is None else load_json(body),
+        )
+
+    async def save_idempotent_response(
+        self, project_id: str, key: str, *, status: int, body: Any
+    ) -> None:
+        params = {"project_id": project_id, "key": key, "status": status, "body": self._json(body)}
+        await self._write(lambda tx: tx.rows(self.queries["save_idempotent_response"], params))
+
+    async def release_idempotency_key(self, project_id: str, key: str) -> None:
+        params = {"project_id": project_id, "key": key}
+        await self._write(lambda tx: tx.rows(self.queries["release_idempotency_key"], params))
+
+    async def find_url_import(
+        self, project_id: str, url: str, *, since: datetime
+    ) -> tuple[assets.Asset, tasks.Task] | None:
+        params = {"project_id": project_id, "since": to_ms(since)}
+
+        def run(tx: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            for row in tx.rows(self.queries["recent_url_imports"], params):
+                source = load_json(row["source"])
+                if source.get("type") == "url" and source.get("url") == url:
+                    task = self._row(tx, "output_task_of_asset", {"asset_id": row["id"]})
+                    if task is not None:
+                        return row, task
+            return None
+
+        found = await self._read(run)
+        if found is None:
+            return None
+        return asset_from_row(found[0]), task_from_row(found[1])
+
+    async def task_of_asset(self, asset_id: str) -> tasks.Task | None:
+        row = await self._read(
+            lambda tx: self._row(tx, "output_task_of_asset", {"asset_id": asset_id})
+        )
+        return None if row is None else task_from_row(row)

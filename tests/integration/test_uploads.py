@@ -1,0 +1,130 @@
+"""Direct uploads, repeated imports and idempotency keys, in process on each task store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediatasks import app, settings, taskstore
+from mediatasks.api.runtime import Runtime
+from mediatasks.blobstore.local import LocalBlobStore
+from mediatasks.worker import handlers, loop
+from tests import mediagen
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return mediagen.make_video(tmp_path_factory.mktemp("src") / "c.mp4", seconds=1).read_bytes()
+
+
+@pytest.fixture
+async def client(store: taskstore.TaskStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    config = settings.Settings(data_dir=tmp_path, poll_interval_s=0.05, heartbeat_interval_s=0.2)
+    blobs = LocalBlobStore(config.media_dir)
+    runtime = Runtime(settings=config, store=store, blobs=blobs)
+    project = await store.create_project("p")
+    _, secret = await store.create_api_key(project.id, "k")
+    worker = loop.Worker(config, store, blobs, handlers.registry())
+    job = asyncio.create_task(worker.run())
+    application = app.create_app(config, with_worker=False, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application),
+        base_url="http://testserver/api",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as http:
+        yield http
+    worker.stop()
+    await job
+
+
+async def wait_phase(client: httpx.AsyncClient, task_id: str, *phases: str) -> dict[str, Any]:
+    async with asyncio.timeout(60):
+        while True:
+            task: dict[str, Any] = (await client.get(f"/task/{task_id}")).json()
+            if task["status"]["phase"] in phases:
+                return task
+            await asyncio.sleep(0.05)
+
+
+async def test_request_upload_then_put(client: httpx.AsyncClient, clip: bytes) -> None:
+    created = await client.post("/asset/request-upload", json={"name": "direct.mp4"})
+    assert created.status_code == 200
+    body = created.json()
+    assert body["asset"]["status"]["phase"] == "uploading"
+    assert body["asset"]["source"] == {"type": "directUpload"}
+    assert "/asset/upload/tus?token=" in body["tusEndpoint"]
+    task_id = body["task"]["id"]
+    waiting = (await client.get(f"/task/{task_id}")).json()
+    assert waiting["status"]["phase"] == "pending"
+    await asyncio.sleep(0.3)
+    assert (await client.get(f"/task/{task_id}")).json()["status"]["phase"] == "pending"
+
+    put = await client.put(body["url"], content=clip, headers={"Authorization": ""})
+    assert put.status_code == 200, put.text
+    done = await wait_phase(client, task_id, "completed", "failed")
+    assert done["status"]["phase"] == "completed", done
+    asset = (await client.get(f"/asset/{body['asset']['id']}")).json()
+    assert asset["status"]["phase"] == "ready"
+    assert asset["size"] == len(clip)
+    again = await client.put(body["url"], content=clip)
+    assert again.status_code == 422
+    assert again.json() == {"errors": ["asset has already been uploaded"]}
+
+
+async def test_upload_urls_are_signed(client: httpx.AsyncClient) -> None:
+    body = (await client.post("/asset/request-upload", json={"name": "x"})).json()
+    forged = body["url"].replace("token=", "token=0")
+    assert (await client.put(forged, content=b"x")).status_code == 403
+    other = (await client.post("/asset/request-upload", json={"name": "y"})).json()
+    token = other["url"].split("token=")[1]
+    asset_id = body["asset"]["id"]
+    patched = await client.patch(
+        f"/asset/upload/tus/{asset_id}?token={token}",
+        content=b"x",
+        headers={"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
+    assert patched.status_code == 403
+    assert (await client.post("/asset/request-upload", json={"name": ""})).status_code == 422
+
+
+async def test_a_repeated_url_import_returns_the_first(client: httpx.AsyncClient) -> None:
+    body = {"name": "a", "url": "https://media.example.com/a.mp4"}
+    first = await client.post("/asset/upload/url", json=body)
+    second = await client.post("/asset/upload/url", json=body)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json()["asset"]["id"] == first.json()["asset"]["id"]
+    assert second.json()["task"]["id"] == first.json()["task"]["id"]
+    other = await client.post("/asset/upload/url", json={**body, "url": body["url"] + "?v=2"})
+    assert other.status_code == 201
+
+
+async def test_idempotency_keys(client: httpx.AsyncClient) -> None:
+    body = {"name": "i", "url": "https://media.example.com/i.mp4"}
+    key = {"Idempotency-Key": "k-1"}
+    first = await client.post("/asset/request-upload", json={"name": "i"}, headers=key)
+    again = await client.post("/asset/request-upload", json={"name": "i"}, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    clash = await client.post("/asset/request-upload", json={"name": "other"}, headers=key)
+    assert clash.status_code == 409 and clash.json()["errors"]
+    fresh = await client.post("/asset/request-upload", json={"name": "i"})
+    assert fresh.json()["asset"]["id"] != first.json()["asset"]["id"]
+    url_key = {"Idempotency-Key": "k-2"}
+    created = await client.post("/asset/upload/url", json=body, headers=url_key)
+    replay = await client.post("/asset/upload/url", json=body, headers=url_key)
+    assert created.status_code == replay.status_code == 201
+    assert replay.json()["task"]["id"] == created.json()["task"]["id"]
+    invalid = await client.post(
+        "/asset/upload/url", json={"name": "x"}, headers={"Idempotency-Key": "k-3"}
+    )
+    assert invalid.status_code == 422
+    tasks = (await client.get("/task", params={"limit": 100})).json()
+    assert len(tasks) == 3  # request-upload twice (one replayed), one import
