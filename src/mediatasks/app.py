@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from mediatasks import __version__, blobstore, errors, taskstore
 from mediatasks import settings as settings_module
+from mediatasks.api.flat.routes import create_flat_app
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
 from mediatasks.webhooks import sender
@@ -25,6 +30,9 @@ from mediatasks.worker import handlers, loop
 __all__ = ["create_app", "open_runtime"]
 
 log = logging.getLogger(__name__)
+
+#: Only assets' media are served without an API key (playback, downloads).
+_PUBLIC_PREFIX = "asset/"
 
 _CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -38,7 +46,7 @@ def open_runtime(settings: settings_module.Settings) -> Runtime:
     """The task store and blob store that ``settings`` name (no I/O until they are used)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = taskstore.open_task_store(settings.resolved_database_url)
-    blobs = blobstore.open_blob_store(str(settings.media_dir.resolve()))
+    blobs = blobstore.open_configured(settings)
     return Runtime(settings=settings, store=store, blobs=blobs)
 
 
@@ -82,16 +90,37 @@ def create_app(
 
     @app.get("/media/{key:path}", include_in_schema=False)
     async def media(key: str) -> Response:
+        not_found = JSONResponse({"errors": ["not found"]}, status_code=404)
+        if not key.startswith(_PUBLIC_PREFIX):  # scores and exports are not public media
+            return not_found
         try:
             path = opened.blobs.local_path(key)
         except errors.InvalidInput:
-            path = None
-        if path is None or not path.is_file():
-            return JSONResponse({"errors": ["not found"]}, status_code=404)
-        media_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-        return FileResponse(path, media_type=media_type)
+            return not_found
+        media_type = _CONTENT_TYPES.get(PurePosixPath(key).suffix, "application/octet-stream")
+        if path is not None:
+            if not path.is_file():
+                return not_found
+            return FileResponse(path, media_type=media_type)
+        # A remote store (a bucket): serve a copy, so that ranges work and playlists keep their
+        # relative links to this service.  The copy is removed once the answer is sent.
+        folder = Path(tempfile.mkdtemp(prefix="mediatasks-media-"))
+        try:
+            await opened.blobs.get_file(key, folder / "blob")
+        except errors.NotFound:
+            shutil.rmtree(folder, ignore_errors=True)
+            return not_found
+        except errors.Unavailable as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return JSONResponse({"errors": [exc.message]}, status_code=503)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+        return FileResponse(folder / "blob", media_type=media_type, background=cleanup)
 
     app.mount("/api", create_livepeer_app(opened))
+    app.mount("/v2", create_flat_app(opened))
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -76,6 +76,9 @@ class Asset:
     options: Mapping[str, Any]
     #: What processing produced: size, hash, videoSpec, renditions, blob prefix.
     media: Mapping[str, Any]
+    #: Livepeer's ``storage``: the IPFS spec and CID, and the status of the export that keeps
+    #: them (``mediatasks.ipfs.asset_storage``).
+    storage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None

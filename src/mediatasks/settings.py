@@ -125,3 +125,32 @@ class Settings(BaseSettings):
     #: ``data_dir/secret-key``; the scaled shape (several API processes) must set the same
     #: ``MEDIATASKS_SECRET_KEY`` on every one of them.
     secret_key: str = Field(default="", repr=False)
+
+    #: IPFS exports go to this kubo RPC API (``http://127.0.0.1:5001``), as ``POST
+    #: /api/v0/add?cid-version=1``.  With neither it nor ``pinata_jwt`` set, an export to IPFS is
+    #: refused unless the request brings its own Pinata credentials: a CID that no node serves
+    #: would be a false success.
+    ipfs_api_url: str = ""
+    #: Pinata's API: used with a request's own Pinata credentials, or with ``pinata_jwt``.
+    pinata_api_url: str = "https://api.pinata.cloud"
+    #: A Pinata JWT that pins the IPFS exports of every project when ``ipfs_api_url`` is not set.
+    pinata_jwt: str = Field(default="", repr=False)
+    #: The gateway of ``videoFileGatewayUrl`` and ``storage.ipfs.gatewayUrl``: ``<it>/ipfs/<cid>``.
+    ipfs_gateway_url: str = "https://ipfs.io"
+    #: Seconds an export target or an IPFS service may take to connect, or to take or send the
+    #: next bytes.
+    export_timeout_s: float = Field(default=60.0, gt=0)
+
+    #: Where published media go: empty means the folder ``data_dir/media``.  ``s3://bucket/prefix``
+    #: puts them in an S3-compatible bucket, reached with the ``s3_*`` settings below (the ``s3``
+    #: extra installs boto3); ``/media`` then serves them through this service.
+    blob_store_url: str = Field(default="", repr=False)
+    #: The endpoint of an ``s3://`` blob store (``http://127.0.0.1:9000`` for MinIO); empty means
+    #: AWS itself.
+    s3_endpoint_url: str = ""
+    #: The region that requests to the blob store's bucket are signed for.
+    s3_region: str = "us-east-1"
+    #: The blob store bucket's credentials; empty means boto3's own chain (``AWS_*`` variables,
+    #: ``~/.aws``, an instance role).
+    s3_access_key_id: str = Field(default="", repr=False)
+    s3_secret_access_key: str = Field(default="", repr=False)

@@ -112,7 +112,8 @@ def _crash_and_recover(
 
     asset = client.get(f"/asset/{created['asset']['id']}").json()
     master = hlscheck.mirror(asset["playbackUrl"], tmp_path / "copy")
-    for rendition in hlscheck.renditions(master):
+    renditions = hlscheck.renditions(master)
+    for rendition in renditions:
         assert abs(rendition.duration_s - 12) < 0.5
     # Published files are exactly the ladder's: nothing stray from the killed attempt.
     published = {
@@ -123,7 +124,9 @@ def _crash_and_recover(
         for p in master.parent.rglob("*")
         if p.is_file()
     }
-    assert published == copied | {f"asset/{asset['playbackId']}/video"}
+    # ... plus the static MP4 of each rendition, which a source this short gets (§5.3).
+    mp4s = {f"asset/{asset['playbackId']}/{rendition.name}.mp4" for rendition in renditions}
+    assert published == copied | mp4s | {f"asset/{asset['playbackId']}/video"}
 
 
 def _task(store_url: str, task_id: str) -> tuple[tasks.Task, list[str]]:

@@ -2,6 +2,7 @@
 
 A new backend joins by adding its name to ``BACKENDS`` and a branch to the ``store`` fixture.
 Backend-specific checks (the local folder's layout on disk, the factory) follow the shared suite.
+The ``s3`` backend runs against moto's standalone server, started once on loopback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from mediatasks.blobstore import (
     base,
     open_blob_store,
 )
+from mediatasks.blobstore.s3 import S3BlobStore, S3Config
+from tests import s3server
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "s3"]
 
 INVALID_KEYS = [
     "",
@@ -44,11 +47,30 @@ INVALID_KEYS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.MotoServer]:
+    with s3server.moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+def s3_config(moto: s3server.MotoServer) -> S3Config:
+    return S3Config(
+        endpoint_url=moto.endpoint_url,
+        access_key_id=s3server.ACCESS_KEY,
+        secret_access_key=s3server.SECRET_KEY,
+        max_attempts=1,
+    )
+
+
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     blob_store: BlobStore
     if request.param == "local":
         blob_store = LocalBlobStore(tmp_path / "media")
+    elif request.param == "s3":
+        moto: s3server.MotoServer = request.getfixturevalue("moto")
+        # A bucket per test, and a prefix, so that keys are always relative to a folder.
+        blob_store = S3BlobStore(moto.new_bucket(), prefix="media/x", config=s3_config(moto))
     else:
         blob_store = MemoryBlobStore()
     try:
@@ -325,10 +347,10 @@ async def test_list_keys_is_sorted(store: BlobStore, work: Path) -> None:
 async def test_local_path_is_none_or_the_file(store: BlobStore, work: Path) -> None:
     await store.put_file("hls/a/0.ts", _file(work, "x.ts", b"payload"))
     path = store.local_path("hls/a/0.ts")
-    if isinstance(store, MemoryBlobStore):
-        assert path is None
-    else:
+    if isinstance(store, LocalBlobStore):
         assert path is not None and path.read_bytes() == b"payload"
+    else:
+        assert path is None
 
 
 async def test_close_twice(store: BlobStore) -> None:
@@ -421,8 +443,12 @@ def test_open_blob_store_memory() -> None:
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("s3://key:secret@bucket/media", "S3 blob stores are not supported yet"),
-        ("s3+https://key:secret@host/bucket", "not supported yet"),
+        ("s3://key:secret@/media", "no valid bucket"),
+        ("s3+https://key:secret@host", "no valid bucket"),
+        ("s3+https://key:secret@host/bucket/a//b", "prefix is not valid"),
+        ("s3://key:@bucket/media", "credentials are incomplete"),
+        ("s3://bucket/media?endpoint=ftp://secret@host", "http:// or https://"),
+        ("s3://bucket/media?colour=1", "unknown S3 location parameter"),
         ("ftp://host/media", "unsupported blob store URL scheme 'ftp'"),
         ("file://otherhost/srv/media", "on this machine"),
         ("file:relative/media", "absolute path"),
@@ -433,3 +459,85 @@ def test_open_blob_store_refuses(location: str, message: str) -> None:
     with pytest.raises(errors.ConfigurationError, match=message) as caught:
         open_blob_store(location)
     assert "secret" not in str(caught.value)
+
+
+def test_open_blob_store_s3() -> None:
+    store = open_blob_store("s3+https://AK%2F1:S%2BK@s3.example.com:9000/media-bucket/pre/fix")
+    assert isinstance(store, S3BlobStore)
+    assert (store.bucket, store.prefix) == ("media-bucket", "pre/fix")
+    assert "S+K" not in repr(store) and "AK" not in repr(store)
+    defaults = S3Config(
+        endpoint_url="http://127.0.0.1:9000", access_key_id="a", secret_access_key="b"
+    )
+    plain = open_blob_store("s3://Bucket.Name/", s3_defaults=defaults)
+    assert isinstance(plain, S3BlobStore)
+    assert (plain.bucket, plain.prefix) == ("Bucket.Name", "")
+
+
+# -- S3: what only a bucket does ------------------------------------------------------------------
+
+
+async def test_s3_keys_live_under_the_prefix(
+    moto: s3server.MotoServer, tmp_path: Path, work: Path
+) -> None:
+    bucket = moto.new_bucket()
+    moto.write(bucket, "elsewhere/x.ts", b"not ours")
+    moto.write(bucket, "media/x/odd//key", b"not addressable")
+    store = S3BlobStore(bucket, prefix="media/x", config=s3_config(moto))
+    try:
+        await store.put_tree("hls/abcd1234", _staged_ladder(work))
+        assert moto.keys(bucket) == sorted(
+            ["elsewhere/x.ts", "media/x/odd//key", *(f"media/x/{key}" for key in LADDER_KEYS)]
+        )
+        assert await store.list_keys("") == LADDER_KEYS
+        client = moto.client()
+        head = client.head_object(Bucket=bucket, Key="media/x/hls/abcd1234/index.m3u8")
+        client.close()
+        assert head["ContentType"] == "application/vnd.apple.mpegurl"
+        assert await store.delete_prefix("hls") == len(LADDER_KEYS)
+        assert moto.keys(bucket) == ["elsewhere/x.ts", "media/x/odd//key"]
+    finally:
+        await store.close()
+
+
+async def test_s3_large_file_goes_in_parts(moto: s3server.MotoServer, work: Path) -> None:
+    data = os.urandom(9 * 1024 * 1024)  # above boto3's 8 MiB multipart threshold
+    store = S3BlobStore(moto.new_bucket(), config=s3_config(moto))
+    try:
+        await store.put_file("big.mp4", _file(work, "big.mp4", data))
+        assert await store.size_bytes("big.mp4") == len(data)
+        await store.get_file("big.mp4", work / "back.mp4")
+        assert (work / "back.mp4").read_bytes() == data
+    finally:
+        await store.close()
+
+
+async def test_s3_missing_bucket_is_a_configuration_error(
+    moto: s3server.MotoServer, work: Path
+) -> None:
+    store = S3BlobStore("no-such-bucket-here", config=s3_config(moto))
+    try:
+        with pytest.raises(errors.ConfigurationError, match="'no-such-bucket-here' does not exist"):
+            await store.put_file("a.ts", _file(work, "a.ts", b"x"))
+        with pytest.raises(errors.ConfigurationError, match="does not exist"):
+            await store.list_keys("")
+    finally:
+        await store.close()
+
+
+async def test_s3_unreachable_endpoint_is_unavailable(work: Path) -> None:
+    from tests import processes
+
+    config = S3Config(
+        endpoint_url=f"http://127.0.0.1:{processes.free_port()}",
+        access_key_id="a",
+        secret_access_key="b",
+        max_attempts=1,
+        connect_timeout_s=1,
+    )
+    store = S3BlobStore("bucket", config=config)
+    try:
+        with pytest.raises(errors.Unavailable, match="could not be reached"):
+            await store.put_file("a.ts", _file(work, "a.ts", b"x"))
+    finally:
+        await store.close()

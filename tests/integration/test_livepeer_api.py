@@ -219,3 +219,37 @@ async def test_an_unreachable_store_is_503_not_500(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert "unavailable" in response.json()["errors"][0]
     await broken.close()
+
+
+async def test_other_dialects_tasks_stay_out_of_the_livepeer_view(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    key = await runtime.store.authenticate(client.headers["Authorization"].split()[1])
+    assert key is not None
+    flat = await runtime.store.create_task(
+        taskstore.NewTask(project_id=key.project_id, type="audio-export", params={})
+    )
+    mine = await runtime.store.create_task(
+        taskstore.NewTask(project_id=key.project_id, type="upload", params={})
+    )
+    listed = await client.get("/task", params={"count": 1})
+    assert [t["id"] for t in listed.json()] == [mine.id]
+    assert listed.headers["X-Total-Count"] == "1"
+    for method, path in (
+        ("GET", f"/task/{flat.id}"),
+        ("POST", f"/task/{flat.id}/cancel"),
+        ("POST", f"/task/{flat.id}/retry"),
+        ("GET", f"/task/{flat.id}/events"),
+    ):
+        assert (await client.request(method, path)).status_code == 404, path
+
+
+async def test_media_serves_only_asset_files(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    source = runtime.settings.data_dir / "blob"
+    source.write_bytes(b"secret score")
+    await runtime.blobs.put_file("scores/p/s/score.xml", source)
+    await runtime.blobs.put_file("asset/abc/hls/index.m3u8", source)
+    media = str(client.base_url).removesuffix("/api/").removesuffix("/api") + "/media"
+    assert (await client.get(f"{media}/scores/p/s/score.xml")).status_code == 404
+    assert (await client.get(f"{media}/asset/abc/hls/index.m3u8")).content == b"secret score"
+    assert (await client.get(f"{media}/asset/../scores/p/s/score.xml")).status_code == 404

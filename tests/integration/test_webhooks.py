@@ -274,10 +274,10 @@ async def test_queue_position_and_eta(service: Service, store: taskstore.TaskSto
     running = (await service.client.get(f"/task/{blocker.id}")).json()
     assert running["status"]["eta"] > running["status"]["updatedAt"] - 1000
     assert "queuePosition" not in running["status"]
-    # Nothing runs the next ones: the only worker slot is not theirs (another type).
+    # Nothing runs the next ones: no worker here handles their type (clip has no handler).
     waiting = [
         await store.create_task(
-            taskstore.NewTask(project_id=service.project, type="other", params={})
+            taskstore.NewTask(project_id=service.project, type="clip", params={})
         )
         for _ in range(3)
     ]

@@ -3,6 +3,7 @@
 Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url>
        livepeer_flow.py delete <server_url ending in /api> <api_key> <asset_id>
        livepeer_flow.py webhooks <server_url ending in /api> <api_key> <receiver_url>
+       livepeer_flow.py transcode <server_url ending in /api> <api_key> <job as JSON>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
 
@@ -115,10 +116,90 @@ def webhooks(lp: Livepeer, receiver_url: str) -> dict[str, object]:
     return seen
 
 
+def transcode(lp: Livepeer, job_json: str) -> dict[str, object]:
+    """``transcode.create`` from a URL and from an S3 object, then ``task.get`` until done.
+
+    ``job`` holds ``source_url``, ``endpoint``, ``bucket``, ``input_path``, ``access_key`` and
+    ``secret_key``.
+    """
+    job = json.loads(job_json)
+    storage = {
+        "type": "s3",
+        "endpoint": job["endpoint"],
+        "bucket": job["bucket"],
+        "credentials": {"access_key_id": job["access_key"], "secret_access_key": job["secret_key"]},
+    }
+    seen: dict[str, object] = {}
+    requests = {
+        "url": {
+            "input": {"url": job["source_url"]},
+            "storage": storage,
+            "outputs": {
+                "hls": {"path": "/sdk/hls"},
+                "mp4": {"path": "sdk/mp4"},
+                "fmp4": {"path": "/sdk/fmp4"},
+            },
+            "profiles": [
+                {"name": "360p0", "width": 640, "height": 360, "bitrate": 800_000},
+                {"name": "240p0", "width": 426, "height": 240, "bitrate": 300_000},
+            ],
+            "target_segment_size_secs": 1,
+            "creator_id": {"type": "unverified", "value": "sdk user"},
+        },
+        "s3": {
+            "input": {**storage, "path": job["input_path"]},
+            "storage": storage,
+            "outputs": {"mp4": {"path": "/sdk/from-s3"}},
+            "profiles": [{"name": "240p0", "width": 426, "height": 240, "bitrate": 300_000}],
+        },
+    }
+    for name, request in requests.items():
+        created = lp.transcode.create(request=request)
+        task = created.task
+        found: dict[str, object] = {
+            "status_code": created.http_meta.response.status_code,
+            "type": task.type.value,
+            "phase_at_creation": task.status.phase.value,
+        }
+        params = task.params.transcode_file
+        found["params_input"] = params.input.url
+        found["params_storage"] = params.storage.url
+        found["params_outputs"] = params.outputs.model_dump(exclude_none=True)
+        found["raw"] = created.http_meta.response.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            task = lp.task.get(task_id=task.id).task
+            if task.status.phase.value in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        found["phase"] = task.status.phase.value
+        found["error"] = task.status.error_message
+        found["task_id"] = task.id
+        seen[name] = found
+    seen["listed"] = sorted(t.type.value for t in (lp.task.get_all().data or []))
+    try:
+        lp.transcode.create(
+            request={
+                "input": {"url": job["source_url"]},
+                "storage": {"type": "web3.storage", "credentials": {"proof": "x"}},
+                "outputs": {"hls": {"path": "/w3s"}},
+            }
+        )
+    except errors.SDKError as exc:
+        seen["web3_status"] = exc.status_code
+        seen["web3_body"] = json.loads(exc.body)
+    return seen
+
+
 def main() -> None:
     mode, server_url, api_key, argument = sys.argv[1:5]
     lp = Livepeer(api_key=api_key, server_url=server_url)
-    flows = {"import": import_and_watch, "delete": delete, "webhooks": webhooks}
+    flows = {
+        "import": import_and_watch,
+        "delete": delete,
+        "webhooks": webhooks,
+        "transcode": transcode,
+    }
     seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")
 

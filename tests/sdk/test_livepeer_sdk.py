@@ -9,10 +9,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import httpx
 import pytest
 
-from tests import hlscheck, mediagen, processes
+from tests import hlscheck, mediagen, processes, s3server
 from tests.conftest import IN_CI
 from tests.receiver import receiving
 
@@ -107,3 +108,73 @@ def test_webhooks_with_the_sdk(sdk_python: Path, server: processes.Server) -> No
     assert seen["after_delete"] == 404
     assert all(valid for _, valid in receiver.requests)
     assert len(receiver.unique) == 1 and len(receiver.requests) == 2
+
+
+def test_transcode_to_s3_with_the_sdk(
+    sdk_python: Path, server: processes.Server, tmp_path: Path
+) -> None:
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    clip = mediagen.make_video(sources / "clip.mp4", seconds=2)
+    with (
+        s3server.moto_server(tmp_path / "moto.log") as moto,
+        processes.file_server(sources) as files,
+    ):
+        bucket = moto.new_bucket()
+        moto.write(bucket, "inputs/clip.mp4", clip.read_bytes())
+        job = {
+            "source_url": f"{files}/clip.mp4",
+            "endpoint": moto.endpoint_url,
+            "bucket": bucket,
+            "input_path": "/inputs/clip.mp4",
+            "access_key": s3server.ACCESS_KEY,
+            "secret_key": s3server.SECRET_KEY,
+        }
+        seen = run_flow(
+            sdk_python, "transcode", f"{server.base_url}/api", server.key, json.dumps(job)
+        )
+        keys = moto.keys(bucket)
+        for key in keys:
+            target = tmp_path / "bucket" / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(moto.read(bucket, key))
+
+    host = moto.endpoint_url.removeprefix("http://")
+    for name in ("url", "s3"):
+        found = seen[name]
+        assert isinstance(found, dict)
+        assert found["status_code"] == 200 and found["type"] == "transcode-file"
+        assert found["phase_at_creation"] in ("waiting", "pending")
+        assert found["phase"] == "completed", found
+        assert found["params_storage"] == f"s3+http://***:***@{host}/{bucket}"
+        raw = str(found["raw"])
+        assert s3server.ACCESS_KEY not in raw and s3server.SECRET_KEY not in raw
+    assert seen["url"]["params_outputs"] == {  # type: ignore[index]
+        "hls": {"path": "/sdk/hls"},
+        "mp4": {"path": "/sdk/mp4"},
+    }
+    assert seen["s3"]["params_input"] == (  # type: ignore[index]
+        f"s3+http://***:***@{host}/{bucket}/inputs/clip.mp4"
+    )
+    assert seen["listed"] == ["transcode-file", "transcode-file"]
+    assert seen["web3_status"] == 422
+    assert "web3.storage" in seen["web3_body"]["errors"][0]  # type: ignore[index]
+
+    # What landed in the bucket plays: the HLS ladder and every MP4.
+    assert "sdk/hls/index.m3u8" in keys and "sdk/from-s3/240p0.mp4" in keys
+    assert {"sdk/fmp4/fmp4/index.mpd", "sdk/fmp4/fmp4/master.m3u8"} <= set(keys)
+    assert sorted(k for k in keys if k.startswith("sdk/mp4/")) == [
+        "sdk/mp4/240p0.mp4",
+        "sdk/mp4/360p0.mp4",
+    ]
+    found_hls = {r.name: r for r in hlscheck.renditions(tmp_path / "bucket" / "sdk/hls/index.m3u8")}
+    assert {n: (r.width, r.height) for n, r in found_hls.items()} == {
+        "360p0": (640, 360),
+        "240p0": (426, 240),
+    }
+    assert all(abs(r.duration_s - 2.0) < 0.2 for r in found_hls.values())
+    for key in ("sdk/mp4/360p0.mp4", "sdk/mp4/240p0.mp4", "sdk/from-s3/240p0.mp4"):
+        with av.open(str(tmp_path / "bucket" / key)) as container:
+            assert container.duration is not None
+            assert abs(container.duration / 1_000_000 - 2.0) < 0.2
+            assert container.streams.video[0].codec_context.height in (240, 360)

@@ -13,6 +13,13 @@ FFmpeg writes a master playlist too; :func:`write_master_playlist` replaces it w
 shape (``NAME="<i>-<profile>"``, ``FRAME-RATE``, Livepeer's ordering) and keeps FFmpeg's
 ``CODECS`` strings, which only the muxer can compute.
 
+Static MP4s (``<mp4_dir>/<profile.name>.mp4``) come from the same encode: once the ladder is
+written, one more FFmpeg process *remuxes* each rendition's segments into an MP4 with ``-c copy``
+(:func:`build_mp4_remux_command`), so the MP4 holds exactly the HLS rendition's packets, moved
+into another container, at the cost of reading the segments once.  Livepeer's ``low-bitrate``
+fallback rendition gets no MP4 (:data:`NO_MP4_RENDITIONS`).  Fragmented MP4 for DASH (and HLS
+with fMP4 segments) is remuxed the same way, by :func:`remux_fmp4`.
+
 Rotation: FFmpeg applies the display matrix while decoding (autorotate), so the frames reaching
 the scalers are upright, and the profiles, which :mod:`mediatasks.media.ladder` computes from
 display dimensions, are the exact output sizes.
@@ -32,16 +39,24 @@ from mediatasks.media import ffmpeg, ladder, probe
 
 __all__ = [
     "AUDIO_BITRATE_BPS",
+    "DASH_MANIFEST",
     "DEFAULT_SEGMENT_S",
+    "FMP4_MASTER_PLAYLIST",
     "MASTER_PLAYLIST",
     "MAX_SEGMENT_S",
     "MEDIA_PLAYLIST",
+    "NO_MP4_RENDITIONS",
     "HlsOutput",
     "Rendition",
+    "build_fmp4_remux_command",
     "build_ladder_command",
+    "build_mp4_remux_command",
     "master_order",
     "measure_rendition",
+    "mp4_renditions",
     "output_frame_rate",
+    "remux_fmp4",
+    "remux_mp4s",
     "segment_size_s",
     "transcode_hls",
     "write_master_playlist",
@@ -57,6 +72,11 @@ AUDIO_BITRATE_BPS: Final = 128_000
 MASTER_PLAYLIST: Final = "index.m3u8"
 #: Media playlist file name, in ``out_dir/<profile.name>``.
 MEDIA_PLAYLIST: Final = "index.m3u8"
+#: The DASH manifest and the fMP4 HLS master playlist that :func:`remux_fmp4` writes.
+DASH_MANIFEST: Final = "index.mpd"
+FMP4_MASTER_PLAYLIST: Final = "master.m3u8"
+#: Renditions that never get a static MP4 (Livepeer skips its fallback rendition).
+NO_MP4_RENDITIONS: Final = frozenset({"low-bitrate"})
 #: A rendition at least this wide or tall is not listed first: players start with the first.
 _LARGE_FIRST_PX: Final = 960
 #: AAC above 48 kHz buys nothing for playback.
@@ -98,6 +118,10 @@ class HlsOutput:
     #: In master-playlist order.
     renditions: tuple[Rendition, ...]
     run: ffmpeg.FFmpegRun
+    #: ``<mp4_dir>/<name>.mp4`` per rendition that has one, in master-playlist order.
+    mp4s: tuple[Path, ...] = ()
+    #: The remux that wrote them, when ``mp4_dir`` was given.
+    mp4_run: ffmpeg.FFmpegRun | None = None
 
 
 def segment_size_s(target: float | None) -> float:
@@ -208,6 +232,131 @@ def build_ladder_command(
     return argv
 
 
+def mp4_renditions(profiles: Sequence[ladder.Profile]) -> list[ladder.Profile]:
+    """The renditions that get a static MP4, in master-playlist order."""
+    return [p for p in master_order(profiles) if p.name not in NO_MP4_RENDITIONS]
+
+
+def build_mp4_remux_command(
+    *, binary: str, out_dir: Path, names: Sequence[str], mp4_dir: Path
+) -> list[str]:
+    """The FFmpeg argv that copies written renditions into ``mp4_dir/<name>.mp4``, no encoding.
+
+    Every output takes its rendition's video and (if any) audio with ``-c copy``; the AAC
+    bitstream filter the MP4 muxer needs is inserted by FFmpeg itself.  ``+faststart`` puts the
+    index first, so a player can start before the download ends.
+    """
+    if not names:
+        raise ValueError("at least one rendition is needed")
+    argv = [binary]
+    for name in names:
+        argv += ["-i", str(out_dir / name / MEDIA_PLAYLIST)]
+    for index, name in enumerate(names):
+        argv += ["-map", f"{index}:v:0", "-map", f"{index}:a:0?", "-c", "copy"]
+        argv += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4"]
+        argv.append(str(mp4_dir / f"{name}.mp4"))
+    return argv
+
+
+async def remux_mp4s(
+    *,
+    binary: str,
+    out_dir: Path,
+    profiles: Sequence[ladder.Profile],
+    mp4_dir: Path,
+    duration_s: float | None = None,
+) -> tuple[tuple[Path, ...], ffmpeg.FFmpegRun | None]:
+    """Write the static MP4s of a written ladder (see :func:`build_mp4_remux_command`).
+
+    Returns the files in master-playlist order and the run (``None`` when no rendition gets an
+    MP4).
+    """
+    names = [profile.name for profile in mp4_renditions(profiles)]
+    if not names:
+        return (), None
+    mp4_dir.mkdir(parents=True, exist_ok=True)
+    argv = build_mp4_remux_command(binary=binary, out_dir=out_dir, names=names, mp4_dir=mp4_dir)
+    run = await ffmpeg.run_ffmpeg(argv, duration_s=duration_s)
+    return tuple(mp4_dir / f"{name}.mp4" for name in names), run
+
+
+def build_fmp4_remux_command(
+    *,
+    binary: str,
+    out_dir: Path,
+    names: Sequence[str],
+    fmp4_dir: Path,
+    segment_s: float,
+    with_audio: bool,
+) -> list[str]:
+    """The FFmpeg argv that copies written renditions into fragmented MP4, no encoding.
+
+    One DASH presentation (``index.mpd``) with a video representation per rendition and one
+    audio representation (the first rendition's: every rendition's audio is the same encode),
+    plus an HLS master playlist (``master.m3u8``) over the same fMP4 segments.  The renditions'
+    keyframes sit on every segment boundary, so ``segment_s`` cuts them cleanly.
+    """
+    if not names:
+        raise ValueError("at least one rendition is needed")
+    argv = [binary]
+    for name in names:
+        argv += ["-i", str(out_dir / name / MEDIA_PLAYLIST)]
+    for index in range(len(names)):
+        argv += ["-map", f"{index}:v:0"]
+    sets = "id=0,streams=v"
+    if with_audio:
+        argv += ["-map", "0:a:0"]
+        sets += " id=1,streams=a"
+    # MPEG-TS codec tags mean nothing to MP4: name the MP4 ones.
+    argv += ["-c", "copy", "-tag:v", "avc1", "-tag:a", "mp4a", "-map_metadata", "-1"]
+    argv += [
+        "-f",
+        "dash",
+        "-seg_duration",
+        _number(segment_s),
+        "-use_template",
+        "1",
+        "-use_timeline",
+        "1",
+        "-hls_playlist",
+        "1",
+        "-hls_master_name",
+        FMP4_MASTER_PLAYLIST,
+        "-adaptation_sets",
+        sets,
+        "-init_seg_name",
+        "init-$RepresentationID$.m4s",
+        "-media_seg_name",
+        "chunk-$RepresentationID$-$Number%05d$.m4s",
+        str(fmp4_dir / DASH_MANIFEST),
+    ]
+    return argv
+
+
+async def remux_fmp4(
+    *,
+    binary: str,
+    out_dir: Path,
+    profiles: Sequence[ladder.Profile],
+    fmp4_dir: Path,
+    segment_s: float,
+    with_audio: bool,
+    duration_s: float | None = None,
+) -> ffmpeg.FFmpegRun:
+    """Write ``fmp4_dir/index.mpd`` and ``fmp4_dir/master.m3u8`` from a written ladder."""
+    fmp4_dir.mkdir(parents=True, exist_ok=True)
+    names = [profile.name for profile in master_order(profiles)]
+    argv = build_fmp4_remux_command(
+        binary=binary,
+        out_dir=out_dir,
+        names=names,
+        fmp4_dir=fmp4_dir,
+        segment_s=segment_s,
+        with_audio=with_audio,
+    )
+    return await ffmpeg.run_ffmpeg(argv, duration_s=duration_s)
+
+
 def master_order(profiles: Sequence[ladder.Profile]) -> list[ladder.Profile]:
     """Livepeer's master-playlist order.
 
@@ -312,12 +461,14 @@ async def transcode_hls(
     on_command: Callable[[list[str]], None] | None = None,
     preset: str = "veryfast",
     threads: int | None = None,
+    mp4_dir: Path | None = None,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
 
-    ``on_command`` is told the exact command line before FFmpeg starts (for the task's
-    timeline).  Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it
-    stops FFmpeg.
+    With ``mp4_dir``, :func:`remux_mp4s` then copies the renditions into static MP4s there.
+    ``on_command`` is told the exact command line of the encode before FFmpeg starts (for the
+    task's timeline); ``on_progress`` follows the encode (the remux is a small fraction of it).
+    Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it stops FFmpeg.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = build_ladder_command(
@@ -337,7 +488,23 @@ async def transcode_hls(
     renditions = await asyncio.to_thread(
         write_master_playlist, out_dir, profiles, source_fps=source_fps
     )
-    return HlsOutput(master_playlist=out_dir / MASTER_PLAYLIST, renditions=renditions, run=run)
+    mp4s: tuple[Path, ...] = ()
+    mp4_run = None
+    if mp4_dir is not None:
+        mp4s, mp4_run = await remux_mp4s(
+            binary=binary,
+            out_dir=out_dir,
+            profiles=profiles,
+            mp4_dir=mp4_dir,
+            duration_s=spec.duration_s,
+        )
+    return HlsOutput(
+        master_playlist=out_dir / MASTER_PLAYLIST,
+        renditions=renditions,
+        run=run,
+        mp4s=mp4s,
+        mp4_run=mp4_run,
+    )
 
 
 def _video_options(

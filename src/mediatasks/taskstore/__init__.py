@@ -11,6 +11,7 @@ from pathlib import Path
 from mediatasks import errors
 from mediatasks.taskstore.base import (
     ApiKey,
+    AssetPatch,
     Delivery,
     Filter,
     NewAsset,
@@ -27,6 +28,7 @@ from mediatasks.taskstore.base import (
 
 __all__ = [
     "ApiKey",
+    "AssetPatch",
     "Delivery",
     "Filter",
     "NewAsset",

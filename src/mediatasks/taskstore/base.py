@@ -18,6 +18,7 @@ from mediatasks import assets, tasks
 
 __all__ = [
     "ApiKey",
+    "AssetPatch",
     "Delivery",
     "Filter",
     "IdempotentRequest",
@@ -83,6 +84,8 @@ class Query:
     #: ``(field, descending)`` pairs; the fields are a fixed list.
     order: Sequence[tuple[str, bool]] = (("updated_at", True), ("created_at", True))
     filters: Sequence[Filter] = ()
+    #: Only tasks of these types (every type when empty); assets ignore it.
+    types: Sequence[str] = ()
     with_total: bool = False
 
 
@@ -189,6 +192,18 @@ class IdempotentRequest:
     request_hash: str
     status: int | None
     body: Any
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AssetPatch:
+    """A change of an asset's editable fields (``PATCH /asset/{id}``); ``None`` keeps a field."""
+
+    name: str | None = None
+    #: Keys of the asset's options to set (``creatorId``, ``playbackPolicy``); ``None`` removes.
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Store the asset on IPFS with this export spec: an export task starts, unless the asset's
+    #: storage has this spec already.
+    ipfs_spec: Mapping[str, Any] | None = None
 
 
 class TaskStore(Protocol):
@@ -470,4 +485,36 @@ class TaskStore(Protocol):
 
     async def task_of_asset(self, asset_id: str) -> tasks.Task | None:
         """The latest task that fills ``asset_id``."""
+        ...
+
+    # -- exports --------------------------------------------------------------------------------
+    async def start_export(
+        self,
+        asset_id: str,
+        project_id: str,
+        task: NewTask,
+        *,
+        ipfs_spec: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> tasks.Task:
+        """Create an export ``task`` of a ready asset, in one transaction with the asset check.
+
+        With ``ipfs_spec`` the task becomes the asset's pending storage task (its
+        ``storage.status`` follows it).  ``NotFound`` if the asset is not in ``project_id``,
+        ``InvalidTransition`` if it is not ready.
+        """
+        ...
+
+    async def patch_asset(
+        self,
+        asset_id: str,
+        project_id: str,
+        patch: AssetPatch,
+        *,
+        export: NewTask | None = None,
+        now: datetime | None = None,
+    ) -> tuple[assets.Asset, tasks.Task | None]:
+        """Apply ``patch``; when it asks for an IPFS spec the asset does not have yet, create
+        ``export`` as its pending storage task (``InvalidTransition`` unless the asset is ready).
+        Emits ``asset.updated``.  Returns the asset and the export created, if any."""
         ...

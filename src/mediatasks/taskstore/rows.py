@@ -66,6 +66,7 @@ def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
         source=load_json(row["source"]),
         options=load_json(row["options"]),
         media=load_json(row["media"]),
+        storage=load_json(row.get("storage") or "{}"),
         created_at=from_ms(row["created_at"]),
         updated_at=from_ms(row["updated_at"]),
         deleted_at=maybe_from_ms(row["deleted_at"]),

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mediatasks import assets, errors, tasks
-from mediatasks.taskstore import base, uploadstore, webhookstore
+from mediatasks.taskstore import base, exportstore, uploadstore, webhookstore
 from mediatasks.taskstore.rows import (
     asset_from_row,
     from_ms,
@@ -61,7 +61,7 @@ class Tx(Protocol):
         ...
 
 
-_JSON_COLUMNS = frozenset({"params", "output", "source", "options", "media", "data"})
+_JSON_COLUMNS = frozenset({"params", "output", "source", "options", "media", "storage", "data"})
 
 
 class Change:
@@ -100,7 +100,9 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
+class SqlTaskStore(
+    webhookstore.WebhookRows, uploadstore.UploadRows, exportstore.ExportRows, abc.ABC
+):
     """``TaskStore`` over any SQL backend that supplies ``_read``, ``_write`` and its queries."""
 
     #: The dialect's named queries, in the driver's parameter style.
@@ -205,7 +207,8 @@ class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
         now_ms: int,
         phase: assets.AssetPhase | None = None,
     ) -> None:
-        """Make the task's output asset follow the task's phase."""
+        """Make the task's output asset follow the task's phase (and an export's input asset)."""
+        self._follow_export(tx, task, now_ms)
         phase = phase or assets.mirror_phase(task.phase)
         if task.output_asset_id is None or phase is None:
             return
@@ -293,6 +296,12 @@ class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
                 column, value = f"lower({column})", f"%{str(value).lower()}%"
             clauses.append(f"{column} {_OPS[cond.op]} {self._placeholder(name)}")
             params[name] = value
+        if query.types and "type" in allowed:
+            marks = []
+            for i, task_type in enumerate(query.types):
+                params[f"y{i}"] = task_type
+                marks.append(self._placeholder(f"y{i}"))
+            clauses.append(f"type IN ({', '.join(marks)})")
         order = []
         for field, descending in query.order:
             if field not in allowed:
@@ -536,6 +545,7 @@ class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
                 self._event(tx, task, "progress", now_ms)
                 if announce:
                     self._emit_task(tx, task, "task.updated")
+                    self._follow_export(tx, task, now_ms)
                 if task.output_asset_id is not None:
                     changed = self._one(
                         tx,
@@ -570,6 +580,7 @@ class SqlTaskStore(webhookstore.WebhookRows, uploadstore.UploadRows, abc.ABC):
             task = self._guarded(tx, "complete", params, lease=True, what="complete")
             self._event(tx, task, "complete", now_ms, detail)
             self._emit_task(tx, task, "task.updated", "task.completed", success=True)
+            self._follow_export(tx, task, now_ms)
             if task.output_asset_id is not None:
                 changed = self._one(
                     tx,

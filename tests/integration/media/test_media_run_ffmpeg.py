@@ -55,10 +55,19 @@ def is_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-async def wait_for_child(timeout_s: float = 5.0) -> int:
+def our_children(marker: bytes) -> set[int]:
+    """Children of this process whose command line contains ``marker``.
+
+    Other children may live as long as the test session (a storage server a fixture started),
+    so a test looks only for the process it started itself.
+    """
+    return {pid for pid in children_of(os.getpid()) if marker in cmdline(pid)}
+
+
+async def wait_for_child(marker: bytes, timeout_s: float = 5.0) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        pids = children_of(os.getpid())
+        pids = our_children(marker)
         if pids:
             return pids.pop()
         await asyncio.sleep(0.02)
@@ -154,14 +163,14 @@ async def test_an_exception_from_on_progress_stops_ffmpeg() -> None:
     with pytest.raises(RuntimeError, match="progress sink broke"):
         await ffmpeg.run_ffmpeg(argv, duration_s=30.0, on_progress=on_progress)
     assert time.monotonic() - started < 5
-    assert children_of(os.getpid()) == set()
+    assert our_children(b"testsrc2") == set()
 
 
 @linux_only
 async def test_cancelling_kills_ffmpeg_within_two_seconds() -> None:
     argv = [ffmpeg.ffmpeg_binary(), *realtime_source(60), "-f", "null", "-"]
     task = asyncio.create_task(ffmpeg.run_ffmpeg(argv, duration_s=60.0))
-    pid = await wait_for_child()
+    pid = await wait_for_child(b"testsrc2")
     await asyncio.sleep(0.3)  # let it get going
     assert is_running(pid)
 
@@ -190,7 +199,7 @@ async def test_cancelling_escalates_to_sigkill(tmp_path: Path) -> None:
     task = asyncio.create_task(
         ffmpeg.run_ffmpeg([str(stubborn)], duration_s=None, terminate_grace_s=0.3)
     )
-    pid = await wait_for_child()
+    pid = await wait_for_child(str(stubborn).encode())
     await asyncio.sleep(0.3)  # past the interpreter start-up, SIGTERM is now ignored
 
     cancelled_at = time.monotonic()

@@ -99,7 +99,7 @@ async def task_events(
     accept: Annotated[str, Header()] = "",
     last_event_id: Annotated[str, Header()] = "",
 ) -> Response | dict[str, Any]:
-    task = await runtime.store.get_task(task_id, project)
+    task = await views.visible_task(runtime, task_id, project)
     if "text/event-stream" not in accept:
         events = await runtime.store.list_events(task.id, limit=100_000)
         base = runtime.base_url(str(request.base_url))

@@ -19,8 +19,10 @@ from starlette.exceptions import HTTPException
 from mediatasks import errors, service, tasks, taskstore
 from mediatasks.api.livepeer import (
     events,
+    exports,
     idempotency,
     schemas,
+    transcode,
     uploads,
     views,
     webhooks,
@@ -130,22 +132,24 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     @router.get("/task")
     async def list_tasks(request: Request, response: Response, project: Project) -> list[Any]:
-        query = _list_query(request, project, TASK_FIELDS)
+        query = _list_query(request, project, TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES))
         page = await runtime.store.list_tasks(query)
         items = _finish_page(request, response, query, page)
         return [await render_task(task, request) for task in items]
 
     @router.get("/task/{task_id}")
     async def get_task(task_id: str, request: Request, project: Project) -> dict[str, Any]:
-        return await render_task(await runtime.store.get_task(task_id, project), request)
+        return await render_task(await views.visible_task(runtime, task_id, project), request)
 
     @router.post("/task/{task_id}/retry")
     async def retry_task(task_id: str, project: Project) -> dict[str, Any]:
+        await views.visible_task(runtime, task_id, project)
         task = await runtime.store.retry(task_id, project)
         return {"id": task.id}
 
     @router.post("/task/{task_id}/cancel")
     async def cancel_task(task_id: str, request: Request, project: Project) -> dict[str, Any]:
+        await views.visible_task(runtime, task_id, project)
         task = await service.cancel_task(runtime.store, task_id, project)
         return await render_task(task, request)
 
@@ -190,12 +194,16 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(router)
     app.include_router(webhooks.router)
+    app.include_router(exports.router)
     app.include_router(uploads.router)
+    app.include_router(transcode.router)
     app.include_router(events.router)
     return app
 
 
-def _list_query(request: Request, project: str, fields: Mapping[str, str]) -> taskstore.Query:
+def _list_query(
+    request: Request, project: str, fields: Mapping[str, str], *, types: Sequence[str] = ()
+) -> taskstore.Query:
     """Studio's list parameters: limit, cursor (``skip<N>``), order, filters, count."""
     params = request.query_params
     if "projectId" in params:
@@ -222,6 +230,7 @@ def _list_query(request: Request, project: str, fields: Mapping[str, str]) -> ta
         offset=offset,
         order=order or [("updated_at", True), ("created_at", True)],
         filters=filters,
+        types=types,
         with_total=params.get("count") in {"1", "true"},
     )
 

@@ -9,7 +9,7 @@ from mediatasks import errors, tasks
 from mediatasks.api.livepeer import wire
 from mediatasks.api.runtime import Runtime
 
-__all__ = ["render_task"]
+__all__ = ["render_task", "visible_task"]
 
 
 async def render_task(runtime: Runtime, task: tasks.Task, base_url: str) -> dict[str, Any]:
@@ -30,3 +30,11 @@ async def render_task(runtime: Runtime, task: tasks.Task, base_url: str) -> dict
         queue_position=position,
         now=datetime.now(UTC),
     )
+
+
+async def visible_task(runtime: Runtime, task_id: str, project: str) -> tasks.Task:
+    """The project's task, if this dialect shows its type; ``NotFound`` otherwise."""
+    task = await runtime.store.get_task(task_id, project)
+    if task.type not in wire.VISIBLE_TYPES:
+        raise errors.NotFound("task not found")
+    return task

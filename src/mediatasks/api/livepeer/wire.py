@@ -12,7 +12,7 @@ from typing import Any
 
 from mediatasks import assets, fetch, tasks
 
-__all__ = ["PARAMS_KEY", "asset_json", "eta", "ms", "task_json"]
+__all__ = ["PARAMS_KEY", "VISIBLE_TYPES", "asset_json", "eta", "ms", "task_json"]
 
 #: The key under which each task type's params (and output) appear.
 PARAMS_KEY: dict[str, str] = {
@@ -24,15 +24,30 @@ PARAMS_KEY: dict[str, str] = {
 }
 
 
+#: The task types this dialect shows: Livepeer's, and the test-only ``noop``.  Other dialects'
+#: types (Flat's ``audio-export``) would break the official SDK, whose ``Task.type`` is an enum.
+VISIBLE_TYPES: frozenset[str] = frozenset({*PARAMS_KEY, tasks.TaskType.NOOP})
+
+
 def ms(moment: datetime) -> int:
     """Unix milliseconds."""
     return int(moment.timestamp() * 1000)
 
 
+#: Fields (lower case) whose values are credentials wherever they appear: an export's Pinata
+#: keys, and the headers of a custom export.
+_SECRET_FIELDS = frozenset(
+    {"jwt", "apikey", "apisecret", "authorization", "proxy-authorization", "cookie", "x-api-key"}
+)
+
+
 def _mask(value: Any) -> Any:
-    """Mask credentials in every URL found in ``value``."""
+    """Mask credentials in every URL found in ``value``, and the values of secret fields."""
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {
+            k: "***" if k.lower() in _SECRET_FIELDS and isinstance(v, str) else _mask(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_mask(v) for v in value]
     if isinstance(value, str) and "://" in value:
@@ -116,6 +131,8 @@ def asset_json(asset: assets.Asset, *, base_url: str) -> dict[str, Any]:
         "source": _mask(dict(asset.source)),
         "status": status,
     }
+    if asset.storage:
+        body["storage"] = _mask(dict(asset.storage))
     options = asset.options
     creator = options.get("creatorId")
     if isinstance(creator, str):
@@ -130,8 +147,9 @@ def asset_json(asset: assets.Asset, *, base_url: str) -> dict[str, Any]:
         base = base_url.rstrip("/")
         if media.get("hls"):
             body["playbackUrl"] = f"{base}/media/{media['hls']}"
-        if media.get("source"):
-            body["downloadUrl"] = f"{base}/media/{media['source']}"
+        download = media.get("download") or media.get("source")  # the best static MP4 first
+        if download:
+            body["downloadUrl"] = f"{base}/media/{download}"
         for key in ("size", "hash", "videoSpec"):
             if media.get(key) is not None:
                 body[key] = media[key]

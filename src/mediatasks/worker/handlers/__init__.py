@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mediatasks import tasks
 from mediatasks.worker import handler
-from mediatasks.worker.handlers import noop, upload
+from mediatasks.worker.handlers import audio_export, export, noop, transcode_file, upload
 
 __all__ = ["registry"]
 
@@ -14,4 +14,8 @@ def registry() -> dict[str, handler.Handler]:
     return {
         tasks.TaskType.NOOP: noop.NoopHandler(),
         tasks.TaskType.UPLOAD: upload.UploadHandler(),
+        tasks.TaskType.TRANSCODE_FILE: transcode_file.TranscodeFileHandler(),
+        tasks.TaskType.AUDIO_EXPORT: audio_export.AudioExportHandler(),
+        tasks.TaskType.EXPORT: export.ExportHandler(),
+        tasks.TaskType.EXPORT_DATA: export.ExportDataHandler(),
     }

@@ -1,5 +1,9 @@
 """``upload``: fetch a source, probe it, hash it, transcode its HLS ladder, publish it.
 
+Static MP4s (``asset/<playbackId>/<rendition>.mp4``) come from the same encode, by Livepeer's rule:
+with ``staticMp4``, or for a source of two minutes or less.  As in Studio, an uploaded asset's
+``downloadUrl`` stays its source file; other sources (clips) download as the largest MP4.
+
 Progress: the download is the first 10 %, the transcode (from FFmpeg's own progress) the next
 85 %, publishing the rest.  Everything is staged in the attempt's work folder and published to the
 blob store under ``asset/<playbackId>/`` only once the transcode has succeeded; the worker removes
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +90,16 @@ class UploadHandler:
             on_progress=ctx.progress_span(0.10, 0.95),
             on_command=lambda argv: facts.update(command=argv),
             preset=settings.x264_preset,
+            mp4_dir=ctx.workdir / "mp4" if _wants_mp4(asset.options, spec) else None,
         )
         facts["elapsedS"] = round(output.run.elapsed_s, 3)
+        if output.mp4_run is not None:
+            facts["mp4Command"] = list(output.mp4_run.argv)
 
         prefix = blob_prefix(asset.playback_id)
         await ctx.blobs.put_file(f"{prefix}/video", source)
         await ctx.blobs.put_tree(f"{prefix}/hls", out_dir)
+        static_mp4s = await _publish_mp4s(ctx, prefix, output)
         await ctx.report_progress(1.0)
         media = {
             "size": fetched.size_bytes,
@@ -101,7 +110,40 @@ class UploadHandler:
             "hls": f"{prefix}/hls/index.m3u8",
             "source": f"{prefix}/video",
         }
+        if static_mp4s:
+            media["staticMp4s"] = static_mp4s
+            if asset.source.get("type") not in _SOURCE_DOWNLOADS:
+                # Recordings and clips download as their best (largest) static MP4 (§5.3).
+                media["download"] = static_mp4s[0]["key"]
         return outcome.Complete(output={"upload": {}}, asset_media=media, published=[prefix])
+
+
+#: Longest source that gets static MP4s without ``staticMp4`` (Livepeer's ``only_short``).
+_MP4_MAX_SOURCE_S = 120.0
+#: Asset sources whose ``downloadUrl`` stays the source file even when static MP4s exist: Studio
+#: gives uploads back as they were sent (reference §5.3); other sources download as an MP4.
+_SOURCE_DOWNLOADS = frozenset({"url", "directUpload"})
+
+
+def _wants_mp4(options: Mapping[str, Any], spec: probe.VideoSpec) -> bool:
+    """Livepeer's rule (§5.3): MP4s with ``staticMp4``, or for a source of 2 minutes or less."""
+    return bool(options.get("staticMp4")) or spec.duration_s <= _MP4_MAX_SOURCE_S
+
+
+async def _publish_mp4s(
+    ctx: handler.Context, prefix: str, output: hls.HlsOutput
+) -> list[dict[str, Any]]:
+    """Publish ``<prefix>/<rendition>.mp4`` next to the HLS folder; largest rendition first."""
+    profiles = {rendition.profile.name: rendition.profile for rendition in output.renditions}
+    published: list[dict[str, Any]] = []
+    for path in output.mp4s:
+        profile = profiles[path.stem]
+        key = f"{prefix}/{path.name}"
+        await ctx.blobs.put_file(key, path)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        published.append({"key": key, "size": size, **profile.to_wire()})
+    published.sort(key=lambda mp4: (mp4["width"] * mp4["height"], mp4["bitrate"]), reverse=True)
+    return published
 
 
 async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Download:
