@@ -22,6 +22,7 @@ __all__ = [
     "Bootstrap",
     "bootstrap_key",
     "cancel_task",
+    "create_clip",
     "delete_asset",
     "finish_upload",
     "import_from_url",
@@ -167,6 +168,61 @@ async def request_upload(
         params=_upload_params(options),
         options=options,
         direct=True,
+    )
+
+
+#: A clip may end this much past its asset's measured duration (container rounding).
+_CLIP_SLACK_MS = 50
+
+
+async def create_clip(
+    store: taskstore.TaskStore,
+    settings: settings_module.Settings,
+    *,
+    project_id: str,
+    playback_id: str,
+    start_ms: float,
+    end_ms: float,
+    name: str | None,
+) -> tuple[assets.Asset, tasks.Task]:
+    """Cut ``[start_ms, end_ms]`` (from the start of the asset) into a new asset of its own.
+
+    Livepeer clips live streams by wall-clock time; this service has no streams, so a clip
+    takes an asset's playback id and milliseconds from that asset's start.
+    """
+    parent = await store.asset_by_playback_id(playback_id, project_id)
+    if parent.phase is not assets.AssetPhase.READY or "source" not in parent.media:
+        raise errors.InvalidInput("the asset to clip is not ready")
+    if end_ms <= start_ms:
+        raise errors.InvalidInput("endTime must occur after startTime")
+    duration_ms = float(parent.media.get("videoSpec", {}).get("duration", 0)) * 1000
+    if start_ms < 0 or end_ms > duration_ms + _CLIP_SLACK_MS:
+        range_text = f"[{start_ms:g}, {end_ms:g}] ms"
+        raise errors.InvalidInput(
+            f"the clip {range_text} is outside the asset (0 to {duration_ms:.0f} ms)"
+        )
+    end_ms = min(end_ms, duration_ms)
+    asset_id = str(uuid.uuid4())
+    new_playback_id = assets.new_playback_id(asset_id)
+    strategy = {"playbackId": playback_id, "startTime": start_ms, "endTime": end_ms}
+    return await store.create_asset(
+        taskstore.NewAsset(
+            id=asset_id,
+            project_id=project_id,
+            name=name or f"clip-{new_playback_id}",
+            playback_id=new_playback_id,
+            phase=assets.AssetPhase.WAITING,
+            source={"type": "clip", "playbackId": playback_id, "assetId": parent.id},
+            options={"staticMp4": True},
+        ),
+        taskstore.NewTask(
+            project_id=project_id,
+            type=tasks.TaskType.CLIP,
+            params={"clipStrategy": strategy, "uploadedObjectKey": parent.media["source"]},
+            max_retries=settings.max_retries,
+            input_asset_id=parent.id,
+            output_asset_id=asset_id,
+        ),
     )
 
 

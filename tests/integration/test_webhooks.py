@@ -268,27 +268,22 @@ async def test_timeline_shows_three_attempts(service: Service) -> None:
 
 
 async def test_queue_position_and_eta(service: Service, store: taskstore.TaskStore) -> None:
-    blocker = await service.add(sleep_s=3)
-    await until(lambda: _phase(service, blocker.id, tasks.Phase.RUNNING))
+    # Two long tasks fill the worker's two slots; the next ones wait their turn.
+    blocker, other = await service.add(sleep_s=3), await service.add(sleep_s=3)
+    for busy in (blocker, other):
+        await until(lambda t=busy: _phase(service, t.id, tasks.Phase.RUNNING))
     await until(lambda: _progress(service, blocker.id))
     running = (await service.client.get(f"/task/{blocker.id}")).json()
     assert running["status"]["eta"] > running["status"]["updatedAt"] - 1000
     assert "queuePosition" not in running["status"]
-    # Nothing runs the next ones: no worker here handles their type (clip has no handler).
-    waiting = [
-        await store.create_task(
-            taskstore.NewTask(project_id=service.project, type="clip", params={})
-        )
-        for _ in range(3)
-    ]
+    waiting = [await service.add() for _ in range(3)]
     positions = [
         (await service.client.get(f"/task/{t.id}")).json()["status"]["queuePosition"]
         for t in waiting
     ]
     # Claims take tasks by (run_at, id): the same millisecond may order them either way, but
     # the positions are always distinct and consecutive.
-    first = min(positions)
-    assert sorted(positions) == [first, first + 1, first + 2]
+    assert sorted(positions) == [1, 2, 3]
 
 
 async def _progress(service: Service, task_id: str) -> bool:

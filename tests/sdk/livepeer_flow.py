@@ -3,6 +3,7 @@
 Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url>
        livepeer_flow.py delete <server_url ending in /api> <api_key> <asset_id>
        livepeer_flow.py webhooks <server_url ending in /api> <api_key> <receiver_url>
+       livepeer_flow.py clip <server_url ending in /api> <api_key> <source_url>
        livepeer_flow.py transcode <server_url ending in /api> <api_key> <job as JSON>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
@@ -191,6 +192,36 @@ def transcode(lp: Livepeer, job_json: str) -> dict[str, object]:
     return seen
 
 
+def clip(lp: Livepeer, source_url: str) -> dict[str, object]:
+    """Import a video, then clip its second to fourth second with the SDK's clip call."""
+    created = lp.asset.create_via_url(request={"name": "to clip", "url": source_url})
+    upload = created.two_hundred_and_one_application_json_data
+    _wait(lp, upload.task.id)
+    playback_id = lp.asset.get(asset_id=upload.asset.id).asset.playback_id
+    clipped = lp.stream.create_clip(
+        request={"playback_id": playback_id, "start_time": 1000, "end_time": 3000, "name": "c"}
+    ).data
+    task = _wait(lp, clipped.task.id)
+    asset = lp.asset.get(asset_id=clipped.asset.id).asset
+    return {
+        "phase": task.status.phase.value,
+        "type": task.type.value,
+        "source_type": asset.source.type.value,
+        "duration": asset.video_spec.duration if asset.video_spec else None,
+        "asset_phase": asset.status.phase.value,
+    }
+
+
+def _wait(lp: Livepeer, task_id: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        task = lp.task.get(task_id=task_id).task
+        if task.status.phase.value in ("completed", "failed", "cancelled"):
+            return task
+        time.sleep(0.1)
+    raise TimeoutError(task_id)
+
+
 def main() -> None:
     mode, server_url, api_key, argument = sys.argv[1:5]
     lp = Livepeer(api_key=api_key, server_url=server_url)
@@ -199,6 +230,7 @@ def main() -> None:
         "delete": delete,
         "webhooks": webhooks,
         "transcode": transcode,
+        "clip": clip,
     }
     seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")

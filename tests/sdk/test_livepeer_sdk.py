@@ -178,3 +178,20 @@ def test_transcode_to_s3_with_the_sdk(
             assert container.duration is not None
             assert abs(container.duration / 1_000_000 - 2.0) < 0.2
             assert container.streams.video[0].codec_context.height in (240, 360)
+
+
+def test_clip_with_the_sdk(sdk_python: Path, server: processes.Server, tmp_path: Path) -> None:
+    sources = tmp_path / "clip-sources"
+    sources.mkdir()
+    mediagen.make_video(sources / "four.mp4", seconds=4)
+    with processes.file_server(sources) as files:
+        seen = run_flow(
+            sdk_python, "clip", f"{server.base_url}/api", server.key, f"{files}/four.mp4"
+        )
+    assert seen == {
+        "phase": "completed",
+        "type": "clip",
+        "source_type": "clip",
+        "duration": 2.0,
+        "asset_phase": "ready",
+    }

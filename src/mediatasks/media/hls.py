@@ -154,12 +154,14 @@ def build_ladder_command(
     segment_s: float,
     preset: str = "veryfast",
     threads: int | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> list[str]:
     """The FFmpeg argv that writes the whole ladder in one process with one decode.
 
     Give it to :func:`mediatasks.media.ffmpeg.run_ffmpeg`, which adds the progress flags.
     ``profiles`` must come from :func:`mediatasks.media.ladder.resolve_profiles` (even sizes,
-    unique names).
+    unique names).  ``clip`` is ``(start_s, end_s)`` of the source to keep: input options, so
+    FFmpeg decodes from there and cuts exactly, in the same single encode.
     """
     if not profiles:
         raise ValueError("at least one profile is needed")
@@ -183,6 +185,9 @@ def build_ladder_command(
     argv = [binary]
     if threads is not None:
         argv += ["-threads", str(threads), "-filter_complex_threads", str(threads)]
+    if clip is not None:
+        start_s, end_s = clip
+        argv += ["-ss", f"{start_s:.3f}", "-t", f"{end_s - start_s:.3f}"]
     argv += ["-i", str(source), "-filter_complex", ";".join(graph)]
     for i in range(count):
         argv += ["-map", f"[v{i}]"]
@@ -462,10 +467,12 @@ async def transcode_hls(
     preset: str = "veryfast",
     threads: int | None = None,
     mp4_dir: Path | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
 
     With ``mp4_dir``, :func:`remux_mp4s` then copies the renditions into static MP4s there.
+    With ``clip`` (``start_s, end_s``), only that part of the source is transcoded.
     ``on_command`` is told the exact command line of the encode before FFmpeg starts (for the
     task's timeline); ``on_progress`` follows the encode (the remux is a small fraction of it).
     Raises what :func:`mediatasks.media.ffmpeg.run_ffmpeg` raises; cancelling it stops FFmpeg.
@@ -480,10 +487,12 @@ async def transcode_hls(
         segment_s=segment_s,
         preset=preset,
         threads=threads,
+        clip=clip,
     )
     if on_command is not None:
         on_command(ffmpeg.prepare_argv(argv))
-    run = await ffmpeg.run_ffmpeg(argv, duration_s=spec.duration_s, on_progress=on_progress)
+    duration_s = spec.duration_s if clip is None else clip[1] - clip[0]
+    run = await ffmpeg.run_ffmpeg(argv, duration_s=duration_s, on_progress=on_progress)
     source_fps = spec.video.fps if spec.video is not None else None
     renditions = await asyncio.to_thread(
         write_master_playlist, out_dir, profiles, source_fps=source_fps
@@ -496,7 +505,7 @@ async def transcode_hls(
             out_dir=out_dir,
             profiles=profiles,
             mp4_dir=mp4_dir,
-            duration_s=spec.duration_s,
+            duration_s=duration_s,
         )
     return HlsOutput(
         master_playlist=out_dir / MASTER_PLAYLIST,

@@ -483,6 +483,10 @@ class TaskStore(Protocol):
         """An unfinished import of ``url`` created since ``since``, with its task."""
         ...
 
+    async def asset_by_playback_id(self, playback_id: str, project_id: str) -> assets.Asset:
+        """The project's live asset with this playback id; ``NotFound`` otherwise."""
+        ...
+
     async def task_of_asset(self, asset_id: str) -> tasks.Task | None:
         """The latest task that fills ``asset_id``."""
         ...

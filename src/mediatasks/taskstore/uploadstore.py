@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from mediatasks import assets, tasks
+from mediatasks import assets, errors, tasks
 from mediatasks.taskstore import base
 from mediatasks.taskstore.rows import asset_from_row, load_json, task_from_row, to_ms
 
@@ -102,3 +102,10 @@ class UploadRows(abc.ABC):
             lambda tx: self._row(tx, "output_task_of_asset", {"asset_id": asset_id})
         )
         return None if row is None else task_from_row(row)
+
+    async def asset_by_playback_id(self, playback_id: str, project_id: str) -> assets.Asset:
+        params = {"playback_id": playback_id, "project_id": project_id}
+        row = await self._read(lambda tx: self._row(tx, "asset_by_playback_id", params))
+        if row is None:
+            raise errors.NotFound("Content not found")
+        return asset_from_row(row)

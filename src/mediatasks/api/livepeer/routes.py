@@ -175,6 +175,28 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
             "task": {"id": task.id},
         }
 
+    @router.post("/clip")
+    async def create_clip(
+        body: schemas.ClipPayload, request: Request, project: Project
+    ) -> dict[str, Any]:
+        """Cut a clip of an asset into a new asset.  Unlike Livepeer, which clips live streams
+        by wall-clock time, ``playbackId`` names an asset and ``startTime``/``endTime`` are
+        milliseconds from its start; ``endTime`` must be after ``startTime`` and within the
+        asset (422 otherwise)."""
+        asset, task = await service.create_clip(
+            runtime.store,
+            runtime.settings,
+            project_id=project,
+            playback_id=body.playback_id,
+            start_ms=body.start_time,
+            end_ms=body.end_time,
+            name=body.name,
+        )
+        return {
+            "task": {"id": task.id},
+            "asset": wire.asset_json(asset, base_url=base_url(request)),
+        }
+
     @router.get("/asset")
     async def list_assets(request: Request, response: Response, project: Project) -> list[Any]:
         query = _list_query(request, project, ASSET_FIELDS)

@@ -9,6 +9,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "WEBHOOK_EVENTS",
+    "ClipPayload",
     "NewAsset",
     "NewAssetFromUrl",
     "PlaybackPolicy",
@@ -44,6 +45,16 @@ class PlaybackPolicy(_Body):
     webhook_context: dict[str, Any] | None = None
     refresh_interval: float | None = None
     allowed_origins: list[str] | None = None
+
+
+class ClipPayload(_Body):
+    """``POST /clip``: milliseconds from the start of the asset named by ``playbackId``."""
+
+    playback_id: str = Field(min_length=1)
+    start_time: float = Field(ge=0)
+    end_time: float = Field(gt=0)
+    name: str | None = Field(default=None, min_length=1)
+    session_id: str | None = None
 
 
 class NewAsset(_Body):

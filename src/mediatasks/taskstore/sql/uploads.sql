@@ -33,3 +33,8 @@ ORDER BY created_at DESC;
 -- name: output_task_of_asset
 -- The latest task that fills an asset.
 SELECT * FROM tasks WHERE output_asset_id = :asset_id ORDER BY created_at DESC LIMIT 1;
+
+-- name: asset_by_playback_id
+-- One live asset of a project, by its playback id.
+SELECT * FROM assets WHERE playback_id = :playback_id AND project_id = :project_id
+  AND phase <> 'deleted';

@@ -14,6 +14,7 @@ def registry() -> dict[str, handler.Handler]:
     return {
         tasks.TaskType.NOOP: noop.NoopHandler(),
         tasks.TaskType.UPLOAD: upload.UploadHandler(),
+        tasks.TaskType.CLIP: upload.UploadHandler(),
         tasks.TaskType.TRANSCODE_FILE: transcode_file.TranscodeFileHandler(),
         tasks.TaskType.AUDIO_EXPORT: audio_export.AudioExportHandler(),
         tasks.TaskType.EXPORT: export.ExportHandler(),

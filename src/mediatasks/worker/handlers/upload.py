@@ -1,4 +1,7 @@
-"""``upload``: fetch a source, probe it, hash it, transcode its HLS ladder, publish it.
+"""``upload`` (and ``clip``): fetch a source, probe it, hash it, transcode its ladder, publish it.
+
+A clip is an upload whose source is another asset's stored file and whose ladder keeps only
+``[startTime, endTime]`` of it, cut in the same single encode.
 
 Static MP4s (``asset/<playbackId>/<rendition>.mp4``) come from the same encode, by Livepeer's rule:
 with ``staticMp4``, or for a source of two minutes or less.  As in Studio, an uploaded asset's
@@ -13,6 +16,7 @@ it again if the task cannot be completed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +43,16 @@ class UploadParams(BaseModel):
     uploaded_object_key: str | None = None
     profiles: list[dict[str, Any]] | None = None
     target_segment_size_secs: float | None = Field(default=None)
+    #: For a clip: ``{"playbackId", "startTime", "endTime"}``, milliseconds from the start of
+    #: the asset whose source is ``uploaded_object_key``.
+    clip_strategy: dict[str, Any] | None = None
+
+    @property
+    def clip(self) -> tuple[float, float] | None:
+        """The part of the source to keep, in seconds, for a clip."""
+        if self.clip_strategy is None:
+            return None
+        return self.clip_strategy["startTime"] / 1000, self.clip_strategy["endTime"] / 1000
 
 
 def blob_prefix(playback_id: str) -> str:
@@ -73,6 +87,9 @@ class UploadHandler:
                 on_progress=_download_progress(ctx),
             )
         spec = await asyncio.to_thread(probe.probe, source)
+        clip = params.clip
+        if clip is not None and not 0 <= clip[0] < clip[1] <= spec.duration_s + 0.05:
+            raise errors.Unretriable("the clip's range is outside its source")
         profiles = ladder.resolve_profiles(params.profiles, spec)
         segment_s = hls.segment_size_s(params.target_segment_size_secs)
 
@@ -90,26 +107,33 @@ class UploadHandler:
             on_progress=ctx.progress_span(0.10, 0.95),
             on_command=lambda argv: facts.update(command=argv),
             preset=settings.x264_preset,
-            mp4_dir=ctx.workdir / "mp4" if _wants_mp4(asset.options, spec) else None,
+            mp4_dir=ctx.workdir / "mp4" if clip or _wants_mp4(asset.options, spec) else None,
+            clip=clip,
         )
         facts["elapsedS"] = round(output.run.elapsed_s, 3)
         if output.mp4_run is not None:
             facts["mp4Command"] = list(output.mp4_run.argv)
 
         prefix = blob_prefix(asset.playback_id)
-        await ctx.blobs.put_file(f"{prefix}/video", source)
         await ctx.blobs.put_tree(f"{prefix}/hls", out_dir)
         static_mp4s = await _publish_mp4s(ctx, prefix, output)
-        await ctx.report_progress(1.0)
-        media = {
-            "size": fetched.size_bytes,
-            "hash": [{"hash": fetched.sha256, "algorithm": "sha256"}],
-            "videoSpec": spec.to_wire(),
+        media: dict[str, Any] = {
             "renditions": [profile.to_wire() for profile in profiles],
             "prefix": prefix,
             "hls": f"{prefix}/hls/index.m3u8",
-            "source": f"{prefix}/video",
         }
+        if clip is None:
+            await ctx.blobs.put_file(f"{prefix}/video", source)
+            media.update(
+                size=fetched.size_bytes,
+                hash=[{"hash": fetched.sha256, "algorithm": "sha256"}],
+                videoSpec=spec.to_wire(),
+                source=f"{prefix}/video",
+            )
+        else:  # a clip has no source file of its own; it lasts as long as its range
+            clipped = dataclasses.replace(spec, duration_s=clip[1] - clip[0])
+            media["videoSpec"] = clipped.to_wire()
+        await ctx.report_progress(1.0)
         if static_mp4s:
             media["staticMp4s"] = static_mp4s
             if asset.source.get("type") not in _SOURCE_DOWNLOADS:

@@ -1,0 +1,111 @@
+"""Clips: a range of an asset cut into a new asset with its own ladder, in one encode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediatasks import app, settings, taskstore
+from mediatasks.api.runtime import Runtime
+from mediatasks.blobstore.local import LocalBlobStore
+from mediatasks.worker import handlers, loop
+from tests import hlscheck, mediagen, processes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def source_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("clip-src")
+    mediagen.make_video(root / "four.mp4", seconds=4)
+    with processes.file_server(root) as base:
+        yield f"{base}/four.mp4"
+
+
+@pytest.fixture
+async def service(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime, str]]:
+    config = settings.Settings(
+        data_dir=tmp_path, allow_private_urls=True, poll_interval_s=0.05, heartbeat_interval_s=0.2
+    )
+    blobs = LocalBlobStore(config.media_dir)
+    runtime = Runtime(settings=config, store=store, blobs=blobs)
+    project = await store.create_project("p")
+    _, secret = await store.create_api_key(project.id, "k")
+    other = await store.create_project("other")
+    _, other_secret = await store.create_api_key(other.id, "k")
+    worker = loop.Worker(config, store, blobs, handlers.registry())
+    job = asyncio.create_task(worker.run())
+    application = app.create_app(config, with_worker=False, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application),
+        base_url="http://testserver/api",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
+        yield client, runtime, other_secret
+    worker.stop()
+    await job
+
+
+async def done(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(60):
+        while True:
+            task: dict[str, Any] = (await client.get(f"/task/{task_id}")).json()
+            if task["status"]["phase"] in ("completed", "failed"):
+                return task
+            await asyncio.sleep(0.05)
+
+
+async def test_clip_of_an_asset(
+    service: tuple[httpx.AsyncClient, Runtime, str], source_url: str
+) -> None:
+    client, runtime, other_secret = service
+    created = (await client.post("/asset/upload/url", json={"name": "s", "url": source_url})).json()
+    assert (await done(client, created["task"]["id"]))["status"]["phase"] == "completed"
+    playback_id = created["asset"]["playbackId"]
+
+    body = {"playbackId": playback_id, "startTime": 1000, "endTime": 3000, "name": "middle"}
+    clipped = await client.post("/clip", json=body)
+    assert clipped.status_code == 200, clipped.text
+    asset = clipped.json()["asset"]
+    assert asset["source"]["type"] == "clip" and asset["name"] == "middle"
+    task = await done(client, clipped.json()["task"]["id"])
+    assert task["status"]["phase"] == "completed", task
+    assert task["type"] == "clip"
+    assert task["params"]["clip"]["clipStrategy"]["startTime"] == 1000
+    ready = (await client.get(f"/asset/{asset['id']}")).json()
+    assert ready["status"]["phase"] == "ready"
+    assert ready["videoSpec"]["duration"] == pytest.approx(2.0)
+    assert ready["downloadUrl"].endswith(".mp4")
+    master = runtime.settings.media_dir / "asset" / asset["playbackId"] / "hls" / "index.m3u8"
+    for rendition in hlscheck.renditions(master):
+        assert abs(rendition.duration_s - 2.0) < 0.1, rendition
+
+    for bad, status in (
+        ({**body, "endTime": 1000}, 422),
+        ({**body, "endTime": 500}, 422),
+        ({**body, "endTime": 9000}, 422),
+        ({**body, "startTime": -5}, 422),
+        ({"playbackId": playback_id, "startTime": 0}, 422),
+        ({**body, "playbackId": "nope"}, 404),
+    ):
+        response = await client.post("/clip", json=bad)
+        assert response.status_code == status, (bad, response.text)
+        assert response.json()["errors"]
+    foreign = await client.post(
+        "/clip", json=body, headers={"Authorization": f"Bearer {other_secret}"}
+    )
+    assert foreign.status_code == 404
+    waiting = (
+        await client.post("/asset/upload/url", json={"name": "w", "url": source_url + "?x"})
+    ).json()
+    not_ready = await client.post(
+        "/clip", json={**body, "playbackId": waiting["asset"]["playbackId"]}
+    )
+    assert not_ready.status_code == 422
