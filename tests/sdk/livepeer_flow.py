@@ -4,6 +4,7 @@ Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url
        livepeer_flow.py delete <server_url ending in /api> <api_key> <asset_id>
        livepeer_flow.py webhooks <server_url ending in /api> <api_key> <receiver_url>
        livepeer_flow.py clip <server_url ending in /api> <api_key> <source_url>
+       livepeer_flow.py create <server_url ending in /api> <api_key> <file_path>
        livepeer_flow.py transcode <server_url ending in /api> <api_key> <job as JSON>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
@@ -212,6 +213,28 @@ def clip(lp: Livepeer, source_url: str) -> dict[str, object]:
     }
 
 
+def create_and_put(lp: Livepeer, file_path: str) -> dict[str, object]:
+    """request-upload with the SDK, a raw PUT of the file, then the SDK's asset.update."""
+    import httpx
+
+    up = lp.asset.create(request={"name": "put.mp4", "static_mp4": True}).data
+    seen: dict[str, object] = {"phase_before": up.asset.status.phase.value}
+    with open(file_path, "rb") as file:
+        put = httpx.put(up.url, content=file.read(), headers={"Content-Type": "video/mp4"})
+    seen["put_status"] = put.status_code
+    task = _wait(lp, up.task.id)
+    seen["task_phase"] = task.status.phase.value
+    seen["spec_id"] = task.output.upload.asset_spec.id if task.output else None
+    updated = lp.asset.update(
+        asset_id=up.asset.id,
+        asset_patch_payload={"name": "renamed.mp4", "creator_id": "someone"},
+    ).asset
+    seen["updated_name"] = updated.name
+    seen["asset_id"] = up.asset.id
+    seen["download_url"] = lp.asset.get(asset_id=up.asset.id).asset.download_url
+    return seen
+
+
 def _wait(lp: Livepeer, task_id: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -231,6 +254,7 @@ def main() -> None:
         "webhooks": webhooks,
         "transcode": transcode,
         "clip": clip,
+        "create": create_and_put,
     }
     seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")

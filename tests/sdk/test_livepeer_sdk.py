@@ -195,3 +195,16 @@ def test_clip_with_the_sdk(sdk_python: Path, server: processes.Server, tmp_path:
         "duration": 2.0,
         "asset_phase": "ready",
     }
+
+
+def test_request_upload_put_and_update_with_the_sdk(
+    sdk_python: Path, server: processes.Server, tmp_path: Path
+) -> None:
+    clip = mediagen.make_video(tmp_path / "put.mp4", seconds=2)
+    seen = run_flow(sdk_python, "create", f"{server.base_url}/api", server.key, str(clip))
+    assert seen["phase_before"] == "uploading"
+    assert seen["put_status"] == 200
+    assert seen["task_phase"] == "completed"
+    assert seen["spec_id"] == seen["asset_id"]
+    assert seen["updated_name"] == "renamed.mp4"
+    assert httpx.get(str(seen["download_url"])).content == clip.read_bytes()
