@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mediatasks import app, settings, taskstore
+from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import hlscheck, mediagen, processes
+from tests import hlscheck, inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
 
@@ -34,23 +32,10 @@ async def service(
     config = settings.Settings(
         data_dir=tmp_path, allow_private_urls=True, poll_interval_s=0.05, heartbeat_interval_s=0.2
     )
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
     other = await store.create_project("other")
     _, other_secret = await store.create_api_key(other.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
-        yield client, runtime, other_secret
-    worker.stop()
-    await job
+    async with inprocess.running(store, config) as running:
+        yield running.client, running.runtime, other_secret
 
 
 async def done(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:

@@ -12,12 +12,10 @@ import av
 import httpx
 import pytest
 
-from mediatasks import app, assets, settings, taskstore
+from mediatasks import assets, settings, taskstore
 from mediatasks.api.livepeer import wire
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import mediagen, processes
+from tests import inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
 
@@ -45,22 +43,8 @@ async def service(
         poll_interval_s=0.05,
         shutdown_grace_s=0,
     )
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
-        yield client, runtime
-    worker.stop()
-    await job
-    await blobs.close()
+    async with inprocess.running(store, config) as running:
+        yield running.client, running.runtime
 
 
 async def imported(client: httpx.AsyncClient, **request: Any) -> dict[str, Any]:

@@ -19,8 +19,7 @@ import pytest
 from mediatasks import app, settings, taskstore
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import hlscheck, mediagen, processes, s3server
+from tests import hlscheck, inprocess, mediagen, processes, s3server
 
 pytestmark = pytest.mark.slow
 
@@ -62,22 +61,8 @@ async def service(
         poll_interval_s=0.05,
         shutdown_grace_s=0,
     )
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
-        yield client, runtime
-    worker.stop()
-    await job
-    await blobs.close()
+    async with inprocess.running(store, config) as running:
+        yield running.client, running.runtime
 
 
 def storage(moto: s3server.MotoServer, bucket: str) -> dict[str, Any]:

@@ -17,8 +17,7 @@ import pytest
 from mediatasks import app, settings, taskstore
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import mediagen, processes
+from tests import inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
 
@@ -76,22 +75,8 @@ async def service(
         poll_interval_s=0.05,
         shutdown_grace_s=0,
     )
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
-        yield client, runtime
-    worker.stop()
-    await job
-    await blobs.close()
+    async with inprocess.running(store, config) as running:
+        yield running.client, running.runtime
 
 
 async def finish(client: httpx.AsyncClient, task_id: str, timeout_s: float = 60) -> dict[str, Any]:
@@ -193,7 +178,7 @@ async def test_cancel_kills_the_transcode_and_removes_its_output(
     )
     task_id = created.json()["task"]["id"]
     async with asyncio.timeout(60):
-        while (await client.get(f"/task/{task_id}")).json()["status"].get("progress", 0) < 0.2:
+        while (await client.get(f"/task/{task_id}")).json()["status"].get("progress", 0) < 0.4:
             await asyncio.sleep(0.05)
     workdir = runtime.settings.work_dir / task_id
     assert any(workdir.rglob("*.ts")), "the transcode should have written segments"

@@ -10,11 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediatasks import app, settings, taskstore
-from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import mediagen
+from mediatasks import settings, taskstore
+from tests import inprocess, mediagen
 
 pytestmark = pytest.mark.slow
 
@@ -27,21 +24,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture
 async def client(store: taskstore.TaskStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = settings.Settings(data_dir=tmp_path, poll_interval_s=0.05, heartbeat_interval_s=0.2)
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as http:
-        yield http
-    worker.stop()
-    await job
+    async with inprocess.running(store, config) as running:
+        yield running.client
 
 
 async def wait_phase(client: httpx.AsyncClient, task_id: str, *phases: str) -> dict[str, Any]:

@@ -15,11 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mediatasks import app, settings, taskstore
+from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
-from mediatasks.worker import handlers, loop
-from tests import hlscheck, mediagen, processes
+from tests import hlscheck, inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
 
@@ -112,22 +110,8 @@ async def service(
         poll_interval_s=0.05,
         heartbeat_interval_s=0.5,
     )
-    blobs = LocalBlobStore(config.media_dir)
-    runtime = Runtime(settings=config, store=store, blobs=blobs)
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    worker = loop.Worker(config, store, blobs, handlers.registry())
-    job = asyncio.create_task(worker.run())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(
-            app=app.create_app(config, with_worker=False, runtime=runtime)
-        ),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
-        yield client, runtime
-    worker.stop()
-    await job
+    async with inprocess.running(store, config) as running:
+        yield running.client, running.runtime
     await store.close()
 
 
