@@ -9,6 +9,7 @@ for a failure that may pass).  It never touches the task's phase: the worker doe
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,12 +30,26 @@ class Context:
     settings: settings_module.Settings
     store: taskstore.TaskStore
     blobs: blobstore.BlobStore
-    #: A private, empty folder for this attempt; removed when the attempt ends.
-    workdir: Path
+    #: Where this attempt's private folder goes; see ``workdir``.
+    work_path: Path
     #: The latest progress reported, 0..1; the worker persists it.
     progress: float = 0.0
     #: Facts worth keeping on the task's timeline (FFmpeg command and version, ...).
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    #: Whether ``workdir`` was made (the worker then removes it when the attempt ends).
+    workdir_made: bool = False
+
+    @property
+    def workdir(self) -> Path:
+        """A private, empty folder for this attempt, made on first use (a task that needs no
+        files costs no file system calls) and removed when the attempt ends.  Anything a killed
+        earlier attempt left there is removed first."""
+        if not self.workdir_made:
+            shutil.rmtree(self.work_path, ignore_errors=True)
+            self.work_path.mkdir(parents=True)
+            self.workdir_made = True
+        return self.work_path
 
     async def report_progress(self, fraction: float) -> None:
         """Record progress; it never goes down and the worker saves it on its next beat."""

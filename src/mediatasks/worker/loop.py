@@ -152,7 +152,7 @@ class Worker:
             settings=self.settings,
             store=self.store,
             blobs=self.blobs,
-            workdir=self.settings.work_dir / task.id,
+            work_path=self.settings.work_dir / task.id,
         )
         entry = _Running(task, ctx)
         self._running[task.id] = entry
@@ -163,8 +163,6 @@ class Worker:
         task = entry.task
         result: outcome.Outcome | None = None
         try:
-            shutil.rmtree(entry.ctx.workdir, ignore_errors=True)
-            entry.ctx.workdir.mkdir(parents=True)
             handler = self.handlers[task.type]
             result = await handler.run(entry.ctx)
         except asyncio.CancelledError:
@@ -178,7 +176,8 @@ class Worker:
             try:
                 await asyncio.shield(self._persist(entry, result))
             finally:
-                shutil.rmtree(entry.ctx.workdir, ignore_errors=True)
+                if entry.ctx.workdir_made:
+                    shutil.rmtree(entry.ctx.work_path, ignore_errors=True)
                 self._running.pop(task.id, None)
                 self._slot_freed.set()
 
