@@ -5,6 +5,7 @@ Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url
        livepeer_flow.py webhooks <server_url ending in /api> <api_key> <receiver_url>
        livepeer_flow.py clip <server_url ending in /api> <api_key> <source_url>
        livepeer_flow.py create <server_url ending in /api> <api_key> <file_path>
+       livepeer_flow.py export <server_url ending in /api> <api_key> <JSON: source, target, key>
        livepeer_flow.py transcode <server_url ending in /api> <api_key> <job as JSON>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
@@ -235,6 +236,33 @@ def create_and_put(lp: Livepeer, file_path: str) -> dict[str, object]:
     return seen
 
 
+def export(lp: Livepeer, argument: str) -> dict[str, object]:
+    """Exports (plain HTTP: the SDK has no export call), then task.get on them with the SDK."""
+    import httpx
+
+    urls = json.loads(argument)
+    created = lp.asset.create_via_url(request={"name": "to export", "url": urls["source"]})
+    upload = created.two_hundred_and_one_application_json_data
+    _wait(lp, upload.task.id)
+    api = httpx.Client(
+        base_url=lp.sdk_configuration.server_url,
+        headers={"Authorization": f"Bearer {urls['key']}"},
+    )
+    seen: dict[str, object] = {}
+    for kind, body in (
+        ("custom", {"custom": {"url": urls["target"], "method": "PUT"}}),
+        ("ipfs", {"ipfs": {}}),
+    ):
+        answer = api.post(f"/asset/{upload.asset.id}/export", json=body)
+        seen[f"{kind}_status"] = answer.status_code
+        task = _wait(lp, answer.json()["task"]["id"])
+        seen[f"{kind}_phase"] = task.status.phase.value
+        seen[f"{kind}_type"] = task.type.value
+        if kind == "ipfs" and task.output and task.output.export and task.output.export.ipfs:
+            seen["cid"] = task.output.export.ipfs.video_file_cid
+    return seen
+
+
 def _wait(lp: Livepeer, task_id: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -255,6 +283,7 @@ def main() -> None:
         "transcode": transcode,
         "clip": clip,
         "create": create_and_put,
+        "export": export,
     }
     seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")

@@ -13,7 +13,7 @@ import av
 import httpx
 import pytest
 
-from tests import hlscheck, mediagen, processes, s3server
+from tests import exporttargets, hlscheck, mediagen, processes, s3server
 from tests.conftest import IN_CI
 from tests.receiver import receiving
 
@@ -208,3 +208,25 @@ def test_request_upload_put_and_update_with_the_sdk(
     assert seen["spec_id"] == seen["asset_id"]
     assert seen["updated_name"] == "renamed.mp4"
     assert httpx.get(str(seen["download_url"])).content == clip.read_bytes()
+
+
+def test_export_tasks_read_with_the_sdk(sdk_python: Path, tmp_path: Path) -> None:
+    sources = tmp_path / "export-sources"
+    sources.mkdir()
+    mediagen.make_video(sources / "two.mp4", seconds=2)
+    with (
+        exporttargets.ipfs_node() as node,
+        exporttargets.export_target() as target,
+        processes.file_server(sources) as files,
+        processes.serve(tmp_path, ipfs_api_url=node.url) as server,
+    ):
+        argument = json.dumps(
+            {"source": f"{files}/two.mp4", "target": target.url, "key": server.key}
+        )
+        seen = run_flow(sdk_python, "export", f"{server.base_url}/api", server.key, argument)
+        assert len(target.requests) == 1 and len(node.adds) == 1
+        expected_cid = node.adds[0].cid
+    assert seen["custom_status"] == seen["ipfs_status"] == 201
+    assert seen["custom_phase"] == seen["ipfs_phase"] == "completed"
+    assert seen["custom_type"] == seen["ipfs_type"] == "export"
+    assert seen["cid"] == expected_cid
