@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from mediatasks import settings as settings_module
 from mediatasks import tasks, taskstore
 from mediatasks.blobstore import base as blobstore
+from mediatasks.media import ffmpeg, hls, ladder, probe
 from mediatasks.worker import outcome
 
-__all__ = ["Context", "Handler"]
+__all__ = ["Context", "Handler", "encode_ladder"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -68,6 +69,44 @@ class _Span:
 
     async def __call__(self, fraction: float) -> None:
         await self.context.report_progress(self.start + (self.end - self.start) * fraction)
+
+
+async def encode_ladder(
+    ctx: Context,
+    *,
+    source: Path,
+    spec: probe.VideoSpec,
+    profiles: Sequence[ladder.Profile],
+    segment_s: float,
+    progress: tuple[float, float],
+    mp4: bool,
+    clip: tuple[float, float] | None = None,
+) -> hls.HlsOutput:
+    """The ladder of ``source`` in ``ctx.workdir`` (``hls/``, and ``mp4/`` when ``mp4``).
+
+    FFmpeg's version and exact command lines go on the task's timeline (``ctx.facts``); its
+    progress maps onto ``progress`` (start, end) of the task's.
+    """
+    binary = ffmpeg.ffmpeg_binary(ctx.settings.ffmpeg_path)
+    facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
+    ctx.facts["ffmpeg"] = facts
+    output = await hls.transcode_hls(
+        binary=binary,
+        source=source,
+        spec=spec,
+        profiles=profiles,
+        out_dir=ctx.workdir / "hls",
+        segment_s=segment_s,
+        on_progress=ctx.progress_span(*progress),
+        on_command=lambda argv: facts.update(command=argv),
+        preset=ctx.settings.x264_preset,
+        mp4_dir=ctx.workdir / "mp4" if mp4 else None,
+        clip=clip,
+    )
+    facts["elapsedS"] = round(output.run.elapsed_s, 3)
+    if output.mp4_run is not None:
+        facts["mp4Command"] = list(output.mp4_run.argv)
+    return output
 
 
 class Handler(Protocol):

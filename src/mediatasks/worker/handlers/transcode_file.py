@@ -120,26 +120,18 @@ class TranscodeFileHandler:
         spec = await asyncio.to_thread(probe.probe, source)
         profiles = ladder.resolve_profiles(params.profiles, spec)
 
-        binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
-        facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
-        ctx.facts["ffmpeg"] = facts
-        out_dir = ctx.workdir / "hls"
         segment_s = hls.segment_size_s(params.target_segment_size_secs)
-        output = await hls.transcode_hls(
-            binary=binary,
+        output = await handler.encode_ladder(
+            ctx,
             source=source,
             spec=spec,
             profiles=profiles,
-            out_dir=out_dir,
             segment_s=segment_s,
-            on_progress=ctx.progress_span(0.10, 0.90),
-            on_command=lambda argv: facts.update(command=argv),
-            preset=settings.x264_preset,
-            mp4_dir=ctx.workdir / "mp4" if outputs.mp4 is not None else None,
+            progress=(0.10, 0.90),
+            mp4=outputs.mp4 is not None,
         )
-        facts["elapsedS"] = round(output.run.elapsed_s, 3)
-        if output.mp4_run is not None:
-            facts["mp4Command"] = list(output.mp4_run.argv)
+        binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
+        out_dir = ctx.workdir / "hls"
         fmp4_dir = ctx.workdir / "fmp4"
         if outputs.fmp4 is not None:
             fmp4_run = await hls.remux_fmp4(
@@ -151,7 +143,7 @@ class TranscodeFileHandler:
                 with_audio=spec.audio is not None,
                 duration_s=spec.duration_s,
             )
-            facts["fmp4Command"] = list(fmp4_run.argv)
+            ctx.facts["ffmpeg"]["fmp4Command"] = list(fmp4_run.argv)
         await ctx.report_progress(0.90)
 
         written = await _publish(storage, outputs, out_dir, output, fmp4_dir)

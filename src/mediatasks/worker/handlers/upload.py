@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from mediatasks import errors, fetch
-from mediatasks.media import ffmpeg, hls, ladder, probe
+from mediatasks.media import hls, ladder, probe
 from mediatasks.worker import handler, outcome
 
 __all__ = ["UploadHandler", "UploadParams", "blob_prefix"]
@@ -93,29 +93,19 @@ class UploadHandler:
         profiles = ladder.resolve_profiles(params.profiles, spec)
         segment_s = hls.segment_size_s(params.target_segment_size_secs)
 
-        out_dir = ctx.workdir / "hls"
-        binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
-        facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
-        ctx.facts["ffmpeg"] = facts
-        output = await hls.transcode_hls(
-            binary=binary,
+        output = await handler.encode_ladder(
+            ctx,
             source=source,
             spec=spec,
             profiles=profiles,
-            out_dir=out_dir,
             segment_s=segment_s,
-            on_progress=ctx.progress_span(0.10, 0.95),
-            on_command=lambda argv: facts.update(command=argv),
-            preset=settings.x264_preset,
-            mp4_dir=ctx.workdir / "mp4" if clip or _wants_mp4(asset.options, spec) else None,
+            progress=(0.10, 0.95),
+            mp4=clip is not None or _wants_mp4(asset.options, spec),
             clip=clip,
         )
-        facts["elapsedS"] = round(output.run.elapsed_s, 3)
-        if output.mp4_run is not None:
-            facts["mp4Command"] = list(output.mp4_run.argv)
 
         prefix = blob_prefix(asset.playback_id)
-        await ctx.blobs.put_tree(f"{prefix}/hls", out_dir)
+        await ctx.blobs.put_tree(f"{prefix}/hls", ctx.workdir / "hls")
         static_mp4s = await _publish_mp4s(ctx, prefix, output)
         media: dict[str, Any] = {
             "renditions": [profile.to_wire() for profile in profiles],
