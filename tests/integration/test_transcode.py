@@ -16,9 +16,8 @@ import av
 import httpx
 import pytest
 
-from mediatasks import app, settings, taskstore
+from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
 from tests import hlscheck, inprocess, mediagen, processes, s3server
 
 pytestmark = pytest.mark.slow
@@ -358,16 +357,8 @@ async def test_requests_refused_with_422(
 
 async def test_private_endpoints_are_refused(store: taskstore.TaskStore, tmp_path: Path) -> None:
     config = settings.Settings(data_dir=tmp_path, allow_private_urls=False)
-    runtime = Runtime(settings=config, store=store, blobs=LocalBlobStore(config.media_dir))
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(
-            app=app.create_app(config, with_worker=False, runtime=runtime)
-        ),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
+    async with inprocess.running(store, config, worker=False) as running:
+        client = running.client
         for endpoint in ("http://127.0.0.1:9000", "http://169.254.169.254", "http://10.0.0.1"):
             answer = await client.post(
                 "/transcode",

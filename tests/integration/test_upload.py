@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediatasks import app, settings, taskstore
+from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
 from tests import inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
@@ -201,16 +200,8 @@ async def test_loopback_source_is_refused_at_creation(
     store: taskstore.TaskStore, tmp_path: Path, sources: str
 ) -> None:
     config = settings.Settings(data_dir=tmp_path, allow_private_urls=False)
-    runtime = Runtime(settings=config, store=store, blobs=LocalBlobStore(config.media_dir))
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(
-            app=app.create_app(config, with_worker=False, runtime=runtime)
-        ),
-        base_url="http://testserver/api",
-        headers={"Authorization": f"Bearer {secret}"},
-    ) as client:
+    async with inprocess.running(store, config, worker=False) as running:
+        client = running.client
         response = await client.post(
             "/asset/upload/url", json={"name": "x", "url": f"{sources}/good.mp4"}
         )

@@ -16,6 +16,7 @@ from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore.memory import MemoryBlobStore
 from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
+from tests import inprocess
 from tests.receiver import receiving
 
 SECRET = "s3cret"
@@ -190,18 +191,10 @@ async def test_private_webhook_urls_are_refused_by_default(
     store: taskstore.TaskStore, tmp_path: Path
 ) -> None:
     config = settings.Settings(data_dir=tmp_path)
-    runtime = Runtime(settings=config, store=store, blobs=MemoryBlobStore())
-    project = await store.create_project("p")
-    _, secret = await store.create_api_key(project.id, "k")
-    application = app.create_app(config, with_worker=False, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://testserver/api"
-    ) as client:
+    async with inprocess.running(store, config, blobs=MemoryBlobStore(), worker=False) as running:
         for url in ("http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://localhost/x"):
-            response = await client.post(
-                "/webhook",
-                json={"name": "x", "url": url, "events": ["task.failed"]},
-                headers={"Authorization": f"Bearer {secret}"},
+            response = await running.client.post(
+                "/webhook", json={"name": "x", "url": url, "events": ["task.failed"]}
             )
             assert response.status_code == 422, url
 
