@@ -29,6 +29,7 @@ __all__ = [
     "Project",
     "Query",
     "RescuePolicy",
+    "SigningKey",
     "TaskStore",
     "Webhook",
     "WebhookLogEntry",
@@ -144,6 +145,23 @@ class Webhook:
     last_triggered_at: datetime | None = None
     #: ``{"timestamp", "error", "statusCode", "response"}`` of the last failed attempt.
     last_failure: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SigningKey:
+    """The public half of a project's ES256 key pair; tokens it signs play ``jwt`` assets."""
+
+    id: str
+    project_id: str
+    name: str
+    #: Base64 of the SPKI PEM, as Livepeer shows it (and as a token's ``pub`` claim carries it).
+    public_key: str
+    #: A disabled key's tokens play nothing (for rotating keys safely).
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    #: When one of its tokens was last accepted (at most about once a minute).
+    last_seen_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -521,4 +539,50 @@ class TaskStore(Protocol):
         """Apply ``patch``; when it asks for an IPFS spec the asset does not have yet, create
         ``export`` as its pending storage task (``InvalidTransition`` unless the asset is ready).
         Emits ``asset.updated``.  Returns the asset and the export created, if any."""
+        ...
+
+    # -- access control -------------------------------------------------------------------------
+    async def create_signing_key(
+        self,
+        project_id: str,
+        *,
+        name: str | None,
+        public_key: str,
+        now: datetime | None = None,
+    ) -> SigningKey:
+        """Keep a new key's public half (named ``Signing Key <n>`` without a name); ``Conflict``
+        when the project has its maximum of keys already."""
+        ...
+
+    async def get_signing_key(self, key_id: str, project_id: str) -> SigningKey:
+        """The key; ``NotFound`` if it is not in ``project_id``."""
+        ...
+
+    async def list_signing_keys(self, project_id: str) -> list[SigningKey]: ...
+
+    async def update_signing_key(
+        self,
+        key_id: str,
+        project_id: str,
+        *,
+        name: str | None = None,
+        disabled: bool | None = None,
+        now: datetime | None = None,
+    ) -> SigningKey:
+        """Rename, disable or enable a key (``None`` keeps a field)."""
+        ...
+
+    async def delete_signing_key(self, key_id: str, project_id: str) -> SigningKey: ...
+
+    async def enabled_signing_keys(self, project_id: str) -> list[SigningKey]:
+        """The keys whose tokens may play the project's ``jwt`` assets."""
+        ...
+
+    async def signing_key_seen(self, key_id: str, *, now: datetime | None = None) -> None:
+        """Record that a token of this key was accepted."""
+        ...
+
+    async def playback_asset(self, playback_id: str) -> assets.Asset:
+        """The live (not deleted) asset with this playback id, in any project; ``NotFound``
+        otherwise.  For serving media, which needs no API key."""
         ...

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mediatasks import assets, errors, tasks
-from mediatasks.taskstore import base, exportstore, uploadstore, webhookstore
+from mediatasks.taskstore import accessstore, base, exportstore, uploadstore, webhookstore
 from mediatasks.taskstore.rows import (
     asset_from_row,
     from_ms,
@@ -101,7 +101,11 @@ def _hash_secret(secret: str) -> str:
 
 
 class SqlTaskStore(
-    webhookstore.WebhookRows, uploadstore.UploadRows, exportstore.ExportRows, abc.ABC
+    webhookstore.WebhookRows,
+    uploadstore.UploadRows,
+    exportstore.ExportRows,
+    accessstore.AccessRows,
+    abc.ABC,
 ):
     """``TaskStore`` over any SQL backend that supplies ``_read``, ``_write`` and its queries."""
 
