@@ -1,9 +1,10 @@
 """MusicXML and compressed MusicXML (MXL): parse and check, list the parts, select parts.
 
 Only ``score-partwise`` documents are taken (what every notation program writes by default).
-Parsing uses the standard library's expat parser, which never fetches external entities or DTDs;
-documents that declare entities of their own are refused outright, so no entity expansion can
-blow up.  A stored revision keeps the MusicXML normalized: re-serialized as UTF-8 without its
+Parsing goes through defusedxml (expat underneath), which never fetches external entities or
+DTDs and refuses any document that declares entities of its own, whatever its encoding (UTF-8 or
+UTF-16, with or without a byte order mark; expat reads no UTF-32 at all), so no entity expansion
+can blow up.  A stored revision keeps the MusicXML normalized: re-serialized as UTF-8 without its
 DOCTYPE, which is what rendering and the ``xml`` download read.
 """
 
@@ -17,6 +18,9 @@ import zipfile
 from collections.abc import Collection
 from typing import Final
 from xml.etree import ElementTree
+
+import defusedxml
+from defusedxml import ElementTree as SafeElementTree
 
 from mediatasks import errors
 from mediatasks.scores import score
@@ -56,10 +60,12 @@ def parse(data: bytes) -> ElementTree.Element:
     """The root ``score-partwise`` element of ``data``; ``errors.InvalidInput`` if it is not one."""
     if not data.strip():
         raise errors.InvalidInput("the score is empty")
-    if b"<!ENTITY" in data:
-        raise errors.InvalidInput("MusicXML documents that declare XML entities are not accepted")
     try:
-        root = ElementTree.fromstring(data)
+        root = _safe_parse(data)
+    except defusedxml.DefusedXmlException as exc:
+        raise errors.InvalidInput(
+            "MusicXML documents that declare XML entities are not accepted"
+        ) from exc
     except ElementTree.ParseError as exc:
         raise errors.InvalidInput(f"the MusicXML is not well-formed XML: {exc}") from exc
     tag = _local(root.tag)
@@ -71,6 +77,15 @@ def parse(data: bytes) -> ElementTree.Element:
         raise errors.InvalidInput(
             f"this XML document is not MusicXML: its root element is <{tag}>, not <score-partwise>"
         )
+    return root
+
+
+def _safe_parse(data: bytes) -> ElementTree.Element:
+    """``data`` parsed, refusing entity declarations (``EntitiesForbidden``) and external
+    references; a DOCTYPE alone (which MusicXML files have) is fine."""
+    root: ElementTree.Element = SafeElementTree.fromstring(
+        data, forbid_dtd=False, forbid_entities=True, forbid_external=True
+    )
     return root
 
 
@@ -188,8 +203,14 @@ def pack_mxl(xml: bytes, name: str = "score.musicxml") -> bytes:
 
 def _rootfile(archive: zipfile.ZipFile) -> str | None:
     try:
-        container = ElementTree.fromstring(archive.read(_CONTAINER))
-    except (ElementTree.ParseError, zipfile.BadZipFile, ValueError, OSError):
+        container = _safe_parse(archive.read(_CONTAINER))
+    except (
+        ElementTree.ParseError,
+        defusedxml.DefusedXmlException,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+    ):
         return None
     for element in container.iter():
         if _local(element.tag) == "rootfile" and element.get("full-path"):

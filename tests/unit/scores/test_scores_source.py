@@ -136,6 +136,38 @@ def test_bad_musicxml_is_refused(text: str, message: str) -> None:
         source.read(text)
 
 
+_LAUGHS = (
+    '<?xml version="1.0" encoding="{encoding}"?>\n'
+    '<!DOCTYPE score-partwise [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY % p "x">]>\n'
+    '<score-partwise><part-list><score-part id="P1"><part-name>&b;</part-name></score-part>'
+    "</part-list></score-partwise>"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "codec"),
+    [
+        ("UTF-8", "utf-8"),
+        ("UTF-8", "utf-8-sig"),
+        ("UTF-16", "utf-16"),
+        ("UTF-16LE", "utf-16-le"),
+        ("UTF-16BE", "utf-16-be"),
+    ],
+)
+def test_entity_declarations_are_refused_in_every_encoding(encoding: str, codec: str) -> None:
+    raw = _LAUGHS.format(encoding=encoding).encode(codec)
+    assert b"<!ENTITY" not in raw or codec.startswith("utf-8")
+    with pytest.raises(errors.InvalidInput, match="entities"):
+        source.read(base64.b64encode(raw).decode())
+
+
+def test_utf32_musicxml_is_refused() -> None:
+    raw = _LAUGHS.format(encoding="UTF-32").encode("utf-32")
+    with pytest.raises(errors.InvalidInput):
+        source.read(base64.b64encode(raw).decode())
+
+
 def test_musicxml_with_rests_only_is_refused() -> None:
     with pytest.raises(errors.InvalidInput, match="no notes"):
         source.read(scoregen.musicxml(notes=False))
