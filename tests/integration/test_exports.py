@@ -212,6 +212,32 @@ async def test_custom_export_sends_the_file_with_its_headers(
     assert "storage" not in asset  # a custom export does not store the asset anywhere
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Token": "a\r\nX-Injected: 1"},
+        {"X-Token": "a\nb"},
+        {"X-Token": "nul\x00"},
+        {"X-Token": "caf\u00e9"},
+        {"X Token": "space in the name"},
+        {"X-Token:": "colon in the name"},
+    ],
+)
+async def test_headers_http_cannot_carry_are_refused_at_creation(
+    service: Service, target: Target, headers: dict[str, str]
+) -> None:
+    asset_id = await service.ready_asset()
+    response = await service.client.post(
+        f"/asset/{asset_id}/export", json={"custom": {"url": target.url, "headers": headers}}
+    )
+    assert response.status_code == 422, response.text
+    [message] = response.json()["errors"]
+    assert "header" in message and "headers" in message.split(":")[0]
+    listed = (await service.client.get("/task")).json()
+    assert [t for t in listed if t["type"] == "export"] == []
+    assert target.requests == []
+
+
 async def test_a_4xx_fails_the_export_at_once(service: Service, target: Target) -> None:
     target.status = 403
     asset_id = await service.ready_asset()

@@ -17,6 +17,7 @@ shape.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -65,6 +66,11 @@ class IpfsExportBody(_Body):
     pinata: PinataCredentials | None = None
 
 
+#: An HTTP header name (RFC 9110 ``token``), and a value of visible ASCII, spaces and tabs.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 class CustomExportBody(_Body):
     """Where a custom export sends the file."""
 
@@ -76,6 +82,20 @@ class CustomExportBody(_Body):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, value: dict[str, str]) -> dict[str, str]:
+        """Refused now rather than failing every attempt later: a header that HTTP cannot
+        carry (CR, LF or another control character, a name that is not a token)."""
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid HTTP header name")
+            if not _HEADER_VALUE.fullmatch(text):
+                raise ValueError(
+                    f"the value of header {name} may only hold visible ASCII, spaces and tabs"
+                )
+        return value
 
 
 class ExportTaskBody(_Body):
