@@ -4,10 +4,12 @@ killed between a commit and its delivery, and a client follows a task without po
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import httpx
+import imageio_ffmpeg
 import pytest
 
 from tests import mediagen, processes
@@ -121,3 +123,10 @@ def test_a_client_follows_a_task_without_polling(tmp_path: Path) -> None:
         assert attempt["outcome"] == "completed"
         assert attempt["ffmpeg"]["version"].startswith("ffmpeg version")
         assert "-filter_complex" in attempt["ffmpeg"]["command"]
+        # No path of this server: the work folder's become relative, FFmpeg is its bare name.
+        command = attempt["ffmpeg"]["command"]
+        assert "/" not in command[0] and command[command.index("-i") + 1] == "source"
+        shown = json.dumps(timeline)
+        binary_folder = os.path.dirname(imageio_ffmpeg.get_ffmpeg_exe())
+        for path in (str(server.data_dir), str(server.data_dir.resolve()), binary_folder):
+            assert path not in shown

@@ -9,6 +9,7 @@ for a failure that may pass).  It never touches the task's phase: the worker doe
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,24 @@ class Context:
 
     #: Whether ``workdir`` was made (the worker then removes it when the attempt ends).
     workdir_made: bool = False
+    #: Folders of this server that the timeline must not show, besides the work and data
+    #: folders (``encode_ladder`` adds FFmpeg's).
+    private_folders: list[str] = dataclasses.field(default_factory=list)
+
+    def public(self, value: Any) -> Any:
+        """``value`` (facts, an error detail or message for the timeline) without this server's
+        paths: those in the work folder become relative to it, FFmpeg is its bare name, and
+        whatever else lies in the data folder keeps only its path below it.  (No file system
+        call: paths are compared as written and made absolute; the data folder only in its
+        absolute form, which cannot be mistaken for a part of a URL.)"""
+        work = [str(self.work_path), os.path.abspath(self.work_path)]
+        data = os.path.abspath(self.settings.data_dir)
+        replacements = [
+            (f"{folder.rstrip(os.sep)}{os.sep}", "")
+            for folder in (*work, data, *self.private_folders)
+        ]
+        replacements += [(folder, ".") for folder in work]
+        return _replace_paths(value, sorted(replacements, key=lambda r: -len(r[0])))
 
     @property
     def workdir(self) -> Path:
@@ -88,6 +107,7 @@ async def encode_ladder(
     progress maps onto ``progress`` (start, end) of the task's.
     """
     binary = ffmpeg.ffmpeg_binary(ctx.settings.ffmpeg_path)
+    ctx.private_folders.append(os.path.dirname(os.path.abspath(binary)))
     facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
     ctx.facts["ffmpeg"] = facts
     output = await hls.transcode_hls(
@@ -107,6 +127,18 @@ async def encode_ladder(
     if output.mp4_run is not None:
         facts["mp4Command"] = list(output.mp4_run.argv)
     return output
+
+
+def _replace_paths(value: Any, replacements: Sequence[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in replacements:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, Mapping):
+        return {key: _replace_paths(item, replacements) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_paths(item, replacements) for item in value]
+    return value
 
 
 class Handler(Protocol):

@@ -183,7 +183,7 @@ class Worker:
 
     async def _persist(self, entry: _Running, result: outcome.Outcome | None) -> None:
         task = entry.task
-        facts = dict(entry.ctx.facts)
+        facts = entry.ctx.public(entry.ctx.facts)
         try:
             if entry.stop_reason == "shutdown":
                 await self.store.release(task.id, entry.token)
@@ -205,16 +205,16 @@ class Worker:
                 await self.store.retry_later(
                     task.id,
                     entry.token,
-                    error_message=result.error_message,
+                    error_message=entry.ctx.public(result.error_message),
                     delay_s=result.delay_s,
-                    detail={**facts, **result.detail},
+                    detail={**facts, **entry.ctx.public(result.detail)},
                 )
             else:
                 await self.store.fail(
                     task.id,
                     entry.token,
-                    error_message=result.error_message,
-                    detail={**facts, **result.detail},
+                    error_message=entry.ctx.public(result.error_message),
+                    detail={**facts, **entry.ctx.public(result.detail)},
                 )
         except errors.InvalidTransition as exc:
             log.info("task %s moved on before its outcome was saved: %s", task.id, exc)
