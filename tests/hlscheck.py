@@ -27,22 +27,37 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _without_query(uri: str) -> str:
+    return uri.split("?", 1)[0]
+
+
 def mirror(master_url: str, dest: Path) -> Path:
-    """Download a master playlist, its media playlists and their segments; return the copy."""
+    """Download a master playlist, its media playlists and their segments; return the copy.
+
+    URIs may carry a query (a playback token): the player's requests keep it, the local copy
+    (files and the URIs of its playlists) drops it.
+    """
     with httpx.Client(timeout=30) as client:
 
         def fetch(url: str, relative: str) -> str:
             response = client.get(url)
             response.raise_for_status()
-            target = dest / relative
+            target = dest / _without_query(relative)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(response.content)
-            return response.text if relative.endswith(".m3u8") else ""
+            if not _without_query(relative).endswith(".m3u8"):
+                target.write_bytes(response.content)
+                return ""
+            local = [
+                line if line.startswith("#") else _without_query(line)
+                for line in response.text.splitlines()
+            ]
+            target.write_text("\n".join(local) + "\n")
+            return response.text
 
         master = fetch(master_url, "index.m3u8")
         for variant in (line for line in _lines(master) if not line.startswith("#")):
             playlist = fetch(urljoin(master_url, variant), variant)
-            folder = variant.rsplit("/", 1)[0] + "/" if "/" in variant else ""
+            folder = _without_query(variant).rsplit("/", 1)[0] + "/" if "/" in variant else ""
             for segment in (line for line in _lines(playlist) if not line.startswith("#")):
                 fetch(urljoin(urljoin(master_url, variant), segment), folder + segment)
     return dest / "index.m3u8"

@@ -21,9 +21,11 @@ __all__ = ["Service", "running"]
 
 @dataclasses.dataclass(frozen=True)
 class Service:
-    """A running service and a client that holds an API key of its project."""
+    """A running service, a client that holds an API key of its project, and a viewer's client
+    (no key, at the root: for ``/media``)."""
 
     client: httpx.AsyncClient
+    viewer: httpx.AsyncClient
     runtime: Runtime
     project_id: str
     secret: str
@@ -55,12 +57,23 @@ async def running(
     job = asyncio.create_task(runner.run()) if runner is not None else None
     application = app.create_app(config, with_worker=False, runtime=runtime)
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url="http://testserver/api",
-            headers={"Authorization": f"Bearer {secret}"},
-        ) as client:
-            yield Service(client=client, runtime=runtime, project_id=project.id, secret=secret)
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application),
+                base_url="http://testserver/api",
+                headers={"Authorization": f"Bearer {secret}"},
+            ) as client,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+            ) as viewer,
+        ):
+            yield Service(
+                client=client,
+                viewer=viewer,
+                runtime=runtime,
+                project_id=project.id,
+                secret=secret,
+            )
     finally:
         if runner is not None and job is not None:
             runner.stop()

@@ -1,8 +1,9 @@
 """The application factory: ``create_app(settings)`` gives the whole HTTP service.
 
-``/api`` speaks Livepeer Studio's API, ``/media`` serves published media (HLS playlists and
-segments, source files) with range requests.  Unless ``with_worker`` is false, the same process
-also runs a worker: the embedded shape.  Every process also runs a webhook sender.
+``/api`` speaks Livepeer Studio's API, ``/v2`` Flat's, ``/media`` serves assets' published media
+as their playback policies allow (``mediatasks.api.media``).  Unless ``with_worker`` is false,
+the same process also runs a worker: the embedded shape.  Every process also runs a webhook
+sender.
 """
 
 from __future__ import annotations
@@ -10,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path, PurePosixPath
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import RedirectResponse
 
-from mediatasks import __version__, blobstore, errors, taskstore
+from mediatasks import __version__, blobstore, taskstore
 from mediatasks import settings as settings_module
+from mediatasks.api import media
 from mediatasks.api.flat.routes import create_flat_app
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
@@ -30,16 +28,6 @@ from mediatasks.worker import handlers, loop
 __all__ = ["create_app", "open_runtime"]
 
 log = logging.getLogger(__name__)
-
-#: Only assets' media are served without an API key (playback, downloads).
-_PUBLIC_PREFIX = "asset/"
-
-_CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".ts": "video/mp2t",
-    ".mp4": "video/mp4",
-    ".m4s": "video/iso.segment",
-}
 
 
 def open_runtime(settings: settings_module.Settings) -> Runtime:
@@ -88,37 +76,7 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/media/{key:path}", include_in_schema=False)
-    async def media(key: str) -> Response:
-        not_found = JSONResponse({"errors": ["not found"]}, status_code=404)
-        if not key.startswith(_PUBLIC_PREFIX):  # scores and exports are not public media
-            return not_found
-        try:
-            path = opened.blobs.local_path(key)
-        except errors.InvalidInput:
-            return not_found
-        media_type = _CONTENT_TYPES.get(PurePosixPath(key).suffix, "application/octet-stream")
-        if path is not None:
-            if not path.is_file():
-                return not_found
-            return FileResponse(path, media_type=media_type)
-        # A remote store (a bucket): serve a copy, so that ranges work and playlists keep their
-        # relative links to this service.  The copy is removed once the answer is sent.
-        folder = Path(tempfile.mkdtemp(prefix="mediatasks-media-"))
-        try:
-            await opened.blobs.get_file(key, folder / "blob")
-        except errors.NotFound:
-            shutil.rmtree(folder, ignore_errors=True)
-            return not_found
-        except errors.Unavailable as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            return JSONResponse({"errors": [exc.message]}, status_code=503)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
-        return FileResponse(folder / "blob", media_type=media_type, background=cleanup)
-
+    app.include_router(media.create_media_router(opened))
     app.mount("/api", create_livepeer_app(opened))
     app.mount("/v2", create_flat_app(opened))
 

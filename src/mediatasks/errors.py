@@ -8,6 +8,7 @@ The tree::
     ├── InvalidTransition         a guarded state change matched no row
     │   └── LeaseLost             the worker's lease was taken back or the task moved on
     ├── Conflict                  the request clashes with what exists (409)
+    ├── AccessDenied              an asset's playback policy refuses this viewer (401, 403)
     ├── Unavailable               the task store cannot be reached now (503)
     ├── InvalidInput              a client's request is malformed or refused (422)
     │   └── UnsafeURL             a URL points at a scheme or address that is not allowed
@@ -25,6 +26,7 @@ may retry.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "ConfigurationError",
     "Conflict",
     "InvalidInput",
@@ -72,6 +74,10 @@ class LeaseLost(InvalidTransition):
 
 class Conflict(MediaTasksError):
     """The request conflicts with the current state of the resource."""
+
+
+class AccessDenied(MediaTasksError):
+    """Playback is not allowed."""
 
 
 class Unavailable(MediaTasksError):

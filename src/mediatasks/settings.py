@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     #: unless progress crosses a quarter (0.25, 0.5, 0.75).
     progress_event_interval_s: float = Field(default=10.0, ge=0)
 
+    #: Seconds the webhook of an asset's ``webhook`` playback policy may take to answer; a
+    #: webhook that does not answer in time refuses playback.
+    playback_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    #: How long an access key that a playback webhook allowed is remembered when the policy has
+    #: no ``refreshInterval`` of its own (Livepeer's default).
+    playback_refresh_interval_s: float = Field(default=600.0, ge=0)
+
     #: ``development`` allows conveniences that production refuses.
     environment: str = "development"
 

@@ -4,10 +4,12 @@ bucket."""
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests import hlscheck, mediagen, processes, s3server
@@ -64,6 +66,25 @@ def test_media_in_an_s3_bucket(tmp_path: Path) -> None:
             mp4 = httpx.get(f"{server.base_url}/media/asset/{playback}/720p0.mp4")
             assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
             assert httpx.get(f"{server.base_url}/media/asset/{playback}/nope.ts").status_code == 404
+
+            # Gated from the bucket: nothing without a token; with one, the served playlists
+            # carry it and the whole ladder plays.
+            key = api.post("/access-control/signing-key").json()
+            patched = api.patch(f"/asset/{asset['id']}", json={"playbackPolicy": {"type": "jwt"}})
+            assert patched.status_code == 200, patched.text
+            for url in (asset["playbackUrl"], asset["downloadUrl"]):
+                assert httpx.get(url).status_code == 401
+            token = jwt.encode(
+                {"sub": playback, "pub": key["publicKey"], "exp": int(time.time()) + 600},
+                base64.b64decode(key["privateKey"]),
+                algorithm="ES256",
+            )
+            gated = hlscheck.mirror(f"{asset['playbackUrl']}?jwt={token}", tmp_path / "gated")
+            assert {r.name for r in hlscheck.renditions(gated)} == {"360p0", "720p0"}
+            part = httpx.get(
+                asset["downloadUrl"], params={"jwt": token}, headers={"Range": "bytes=0-99"}
+            )
+            assert part.status_code == 206 and part.content == clip.read_bytes()[:100]
 
             assert api.delete(f"/asset/{created['asset']['id']}").status_code == 204
             assert [k for k in moto.keys(bucket) if k.startswith(f"media/asset/{playback}/")] == []

@@ -6,6 +6,8 @@ key with the same method, path and body answers that first answer again, marked 
 different request is a 409, and so is a repeat while the first is still running.  A first answer
 of 5xx is not kept, so the retry runs again.  Raw upload bodies (``/asset/upload/direct`` and
 ``/asset/upload/tus``) are byte streams, not requests to create work, and pass through.
+Secrets that an answer shows only once (a new signing key's ``privateKey``) are not kept: a
+replay answers the rest of it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _MAX_KEY_CHARS: Final = 255
 #: Routes whose bodies are uploaded bytes, not requests to create work.
 _BYTE_STREAMS: Final = ("/asset/upload/direct", "/asset/upload/tus")
+#: Fields of an answer that are shown once and never stored.
+_SHOWN_ONCE: Final = frozenset({"privateKey"})
 
 
 class IdempotencyMiddleware:
@@ -105,6 +109,8 @@ class IdempotencyMiddleware:
             if status < 500:
                 raw = b"".join(chunks)
                 kept = json.loads(raw) if raw else None
+                if isinstance(kept, dict):
+                    kept = {k: v for k, v in kept.items() if k not in _SHOWN_ONCE}
                 await self.runtime.store.save_idempotent_response(
                     project, key, status=status, body=kept
                 )

@@ -18,9 +18,11 @@ from starlette.exceptions import HTTPException
 
 from mediatasks import errors, service, tasks, taskstore
 from mediatasks.api.livepeer import (
+    access_control,
     events,
     exports,
     idempotency,
+    playback,
     schemas,
     transcode,
     uploads,
@@ -220,6 +222,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(transcode.router)
     app.include_router(events.router)
+    app.include_router(access_control.router)
+    app.include_router(playback.router)
     return app
 
 

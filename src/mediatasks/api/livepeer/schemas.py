@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -38,13 +38,21 @@ class TranscodeProfile(_Body):
 
 
 class PlaybackPolicy(_Body):
-    """Who may play an asset; only ``public`` is served without a token."""
+    """Who may play an asset (``mediatasks.access``): anyone (``public``), a viewer with a token
+    signed by one of the project's signing keys (``jwt``), or one whose access key the policy's
+    webhook (``webhookId``, required) allows (``webhook``)."""
 
     type: Literal["public", "jwt", "webhook"]
-    webhook_id: str | None = None
+    webhook_id: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_context: dict[str, Any] | None = None
-    refresh_interval: float | None = None
+    refresh_interval: float | None = Field(default=None, ge=0, le=365 * 24 * 3600)
     allowed_origins: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _webhook_named(self) -> PlaybackPolicy:
+        if self.type == "webhook" and not self.webhook_id:
+            raise ValueError("a webhook playback policy needs a webhookId")
+        return self
 
 
 class ClipPayload(_Body):
