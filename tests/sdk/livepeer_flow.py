@@ -7,6 +7,8 @@ Usage: livepeer_flow.py import <server_url ending in /api> <api_key> <source_url
        livepeer_flow.py create <server_url ending in /api> <api_key> <file_path>
        livepeer_flow.py export <server_url ending in /api> <api_key> <JSON: source, target, key>
        livepeer_flow.py transcode <server_url ending in /api> <api_key> <job as JSON>
+       livepeer_flow.py access <server_url ending in /api> <api_key> <source_url>
+       livepeer_flow.py retire-key <server_url ending in /api> <api_key> <signing key id>
 Prints one JSON document with what the SDK saw, for the test to check.
 """
 
@@ -263,6 +265,58 @@ def export(lp: Livepeer, argument: str) -> dict[str, object]:
     return seen
 
 
+def access(lp: Livepeer, source_url: str) -> dict[str, object]:
+    """Signing keys with ``access_control``, a ``jwt`` asset, its ``playback.get``."""
+    seen: dict[str, object] = {}
+    created = lp.access_control.create()
+    key = created.signing_key
+    seen["create_status"] = created.http_meta.response.status_code
+    seen["key_id"] = key.id
+    seen["public_key"] = key.public_key
+    seen["private_key"] = created.http_meta.response.json()["privateKey"]
+    seen["listed"] = [k.id for k in lp.access_control.get_all().data or []]
+    got = lp.access_control.get(key_id=key.id).signing_key
+    seen["got"] = {"public_key": got.public_key, "disabled": got.disabled, "name": got.name}
+    renamed = lp.access_control.update(key_id=key.id, request_body={"name": "renamed"})
+    seen["update_status"] = renamed.http_meta.response.status_code
+    seen["renamed"] = lp.access_control.get(key_id=key.id).signing_key.name
+
+    asset = lp.asset.create_via_url(
+        request={"name": "gated", "url": source_url, "playback_policy": {"type": "jwt"}}
+    ).two_hundred_and_one_application_json_data
+    seen["task_phase"] = _wait(lp, asset.task.id).status.phase.value
+    info = lp.playback.get(id=asset.asset.playback_id).playback_info
+    seen["playback_id"] = asset.asset.playback_id
+    seen["info_type"] = info.type.value
+    seen["info_policy"] = info.meta.playback_policy.type.value
+    seen["sources"] = [
+        {"hrn": s.hrn.value, "type": s.type.value, "url": s.url, "width": s.width}
+        for s in info.meta.source
+    ]
+    try:
+        lp.playback.get(id="nosuchplayback00")
+        seen["missing"] = "found"
+    except errors.Error as exc:
+        seen["missing"] = exc.data.errors
+    return seen
+
+
+def retire_key(lp: Livepeer, key_id: str) -> dict[str, object]:
+    """Disable a signing key, then delete it, with ``access_control``."""
+    seen: dict[str, object] = {}
+    disabled = lp.access_control.update(key_id=key_id, request_body={"disabled": True})
+    seen["update_status"] = disabled.http_meta.response.status_code
+    seen["disabled"] = lp.access_control.get(key_id=key_id).signing_key.disabled
+    seen["delete_status"] = lp.access_control.delete(key_id=key_id).http_meta.response.status_code
+    try:
+        lp.access_control.get(key_id=key_id)
+        seen["after_delete"] = "found"
+    except errors.SDKError as exc:
+        seen["after_delete"] = exc.status_code
+    seen["listed"] = [k.id for k in lp.access_control.get_all().data or []]
+    return seen
+
+
 def _wait(lp: Livepeer, task_id: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -284,6 +338,8 @@ def main() -> None:
         "clip": clip,
         "create": create_and_put,
         "export": export,
+        "access": access,
+        "retire-key": retire_key,
     }
     seen = flows[mode](lp, argument)
     sys.stdout.write(json.dumps(seen) + "\n")

@@ -4,13 +4,16 @@ delete it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import httpx
+import jwt
 import pytest
 
 from tests import exporttargets, hlscheck, mediagen, processes, s3server
@@ -230,3 +233,54 @@ def test_export_tasks_read_with_the_sdk(sdk_python: Path, tmp_path: Path) -> Non
     assert seen["custom_phase"] == seen["ipfs_phase"] == "completed"
     assert seen["custom_type"] == seen["ipfs_type"] == "export"
     assert seen["cid"] == expected_cid
+
+
+def test_access_control_and_playback_info_with_the_sdk(
+    sdk_python: Path, server: processes.Server, tmp_path: Path
+) -> None:
+    sources = tmp_path / "access-sources"
+    sources.mkdir()
+    mediagen.make_video(sources / "gated.mp4", seconds=2, width=1280, height=720)
+    api = f"{server.base_url}/api"
+    with processes.file_server(sources) as files:
+        seen = run_flow(sdk_python, "access", api, server.key, f"{files}/gated.mp4")
+
+    assert seen["create_status"] == 200 and seen["update_status"] == 204
+    assert seen["listed"] == [seen["key_id"]]
+    assert seen["got"] == {
+        "public_key": seen["public_key"],
+        "disabled": False,
+        "name": "Signing Key 1",
+    }
+    assert seen["renamed"] == "renamed"
+    assert seen["task_phase"] == "completed"
+    assert seen["info_type"] == "vod" and seen["info_policy"] == "jwt"
+    sources_seen = seen["sources"]
+    assert isinstance(sources_seen, list)
+    assert [s["hrn"] for s in sources_seen] == ["MP4", "MP4", "HLS (TS)"]
+    assert [s["width"] for s in sources_seen[:2]] == [1280, 640]
+    assert seen["missing"] == ["Content not found"]
+
+    # What playback info names plays with a token signed by the key's private half only.
+    playback = str(seen["playback_id"])
+    token = jwt.encode(
+        {"sub": playback, "pub": seen["public_key"], "exp": int(time.time()) + 600},
+        base64.b64decode(str(seen["private_key"])),
+        algorithm="ES256",
+    )
+    for source in sources_seen:
+        assert httpx.get(source["url"]).status_code == 401
+        assert httpx.get(source["url"], params={"jwt": token}).status_code == 200
+    hls = next(s["url"] for s in sources_seen if s["hrn"] == "HLS (TS)")
+    master = hlscheck.mirror(f"{hls}?jwt={token}", tmp_path / "gated")
+    assert {r.height for r in hlscheck.renditions(master)} == {360, 720}
+
+    retired = run_flow(sdk_python, "retire-key", api, server.key, str(seen["key_id"]))
+    assert retired == {
+        "update_status": 204,
+        "disabled": True,
+        "delete_status": 204,
+        "after_delete": 404,
+        "listed": [],
+    }
+    assert httpx.get(hls, params={"jwt": token}).status_code == 403
