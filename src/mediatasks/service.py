@@ -213,7 +213,8 @@ async def create_clip(
             playback_id=new_playback_id,
             phase=assets.AssetPhase.WAITING,
             source={"type": "clip", "playbackId": playback_id, "assetId": parent.id},
-            options={"staticMp4": True},
+            # A clip of a gated asset is gated the same way: it shows the same pictures.
+            options={"staticMp4": True, **_policy_of(parent)},
         ),
         taskstore.NewTask(
             project_id=project_id,
@@ -224,6 +225,11 @@ async def create_clip(
             output_asset_id=asset_id,
         ),
     )
+
+
+def _policy_of(asset: assets.Asset) -> dict[str, Any]:
+    policy = asset.options.get("playbackPolicy")
+    return {"playbackPolicy": policy} if policy else {}
 
 
 async def finish_upload(

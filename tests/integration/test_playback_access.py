@@ -413,3 +413,21 @@ async def test_a_webhook_policy_needs_its_webhook(service: inprocess.Service, so
     )
     assert response.status_code == 422
     assert "webhookId" in response.json()["errors"][0]
+
+
+async def test_a_clip_of_a_gated_asset_is_gated_alike(
+    service: inprocess.Service, sources: str
+) -> None:
+    key = (await service.client.post("/access-control/signing-key")).json()
+    parent = await imported(service, sources, playbackPolicy={"type": "jwt"})
+    body = {"playbackId": parent["playbackId"], "startTime": 0, "endTime": 1500}
+    clipped = (await service.client.post("/clip", json=body)).json()
+    task = await service.finish(clipped["task"]["id"], timeout_s=90)
+    assert task["status"]["phase"] == "completed", task
+    clip = (await service.client.get(f"/asset/{clipped['asset']['id']}")).json()
+    assert clip["playbackPolicy"] == {"type": "jwt"}
+    urls = [media_path(clip["playbackUrl"]), media_path(clip["downloadUrl"])]
+    assert [(await service.viewer.get(url)).status_code for url in urls] == [401, 401]
+    token = sign(key["privateKey"], claims_for(clip["playbackId"]), with_pub=key["publicKey"])
+    played = [(await service.viewer.get(url, params={"jwt": token})).status_code for url in urls]
+    assert played == [200, 200]
