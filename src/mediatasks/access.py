@@ -140,7 +140,9 @@ class Gate:
             raise errors.AccessDenied("the playback token is not a valid JWT") from exc
         keys = await self.store.list_signing_keys(asset.project_id)
         pub = claims.get("pub")
-        if isinstance(pub, str) and pub:
+        if pub is not None and not (isinstance(pub, str) and pub):
+            raise errors.AccessDenied("the playback token's pub claim is not a public key")
+        if pub:
             keys = [key for key in keys if key.public_key == pub]
             if not keys:
                 raise errors.AccessDenied(
@@ -245,8 +247,9 @@ def _verify(token: str, public_key: str) -> dict[str, Any] | None:
 def _check_claims(claims: Mapping[str, Any], playback_id: str) -> None:
     if claims.get("sub") != playback_id:
         raise errors.AccessDenied("the playback token is for another playback id")
-    expires = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
-    if expires - datetime.now(UTC) > MAX_TOKEN_LIFETIME:
+    # PyJWT checked that ``exp`` is a number and not past; compared as numbers, a huge one
+    # cannot overflow a datetime.
+    if float(claims["exp"]) - time.time() > MAX_TOKEN_LIFETIME.total_seconds():
         raise errors.AccessDenied("the playback token expires more than 7 days from now")
 
 
