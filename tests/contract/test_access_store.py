@@ -30,10 +30,11 @@ async def test_signing_keys_are_kept_listed_updated_and_deleted(
     assert (renamed.name, renamed.disabled, renamed.updated_at) == ("renamed", False, later)
     off = await store.update_signing_key(first.id, project, disabled=True)
     assert off.disabled is True and off.name == "renamed"
-    assert [key.id for key in await store.enabled_signing_keys(project)] == [second.id]
+    listed = await store.list_signing_keys(project)
+    assert [(key.id, key.disabled) for key in listed] == [(second.id, False), (first.id, True)]
     on = await store.update_signing_key(first.id, project, disabled=False)
     assert on.disabled is False
-    assert len(await store.enabled_signing_keys(project)) == 2
+    assert not any(key.disabled for key in await store.list_signing_keys(project))
 
     await store.signing_key_seen(second.id, now=later)
     assert (await store.get_signing_key(second.id, project)).last_seen_at == later
@@ -58,7 +59,6 @@ async def test_signing_keys_are_scoped_to_their_project(store: taskstore.TaskSto
         with pytest.raises(errors.NotFound):
             await attempt
     assert await store.list_signing_keys(other) == []
-    assert await store.enabled_signing_keys(other) == []
     assert (await store.get_signing_key(key.id, project)).disabled is False
 
 

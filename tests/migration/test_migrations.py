@@ -79,6 +79,6 @@ async def test_upgrade_in_place_keeps_data(empty_store_url: str) -> None:
         )
         assert (await store.get_asset(asset.id)).name == "after the upgrade"
         signing = await store.create_signing_key("p1", name=None, public_key="pub")
-        assert [k.id for k in await store.enabled_signing_keys("p1")] == [signing.id]
+        assert [k.id for k in await store.list_signing_keys("p1")] == [signing.id]
     finally:
         await store.close()

@@ -127,11 +127,6 @@ class AccessRows(abc.ABC):
             raise errors.NotFound("signing key not found")
         return self._signing_key(row)
 
-    async def enabled_signing_keys(self, project_id: str) -> list[base.SigningKey]:
-        params = {"project_id": project_id}
-        found = await self._read(lambda tx: tx.rows(self.queries["enabled_signing_keys"], params))
-        return [self._signing_key(row) for row in found]
-
     async def signing_key_seen(self, key_id: str, *, now: datetime | None = None) -> None:
         params = {"id": key_id, "now": to_ms(_now(now))}
         await self._write(lambda tx: tx.rows(self.queries["signing_key_seen"], params))

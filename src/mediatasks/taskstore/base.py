@@ -558,7 +558,9 @@ class TaskStore(Protocol):
         """The key; ``NotFound`` if it is not in ``project_id``."""
         ...
 
-    async def list_signing_keys(self, project_id: str) -> list[SigningKey]: ...
+    async def list_signing_keys(self, project_id: str) -> list[SigningKey]:
+        """The project's keys, newest first (disabled ones included)."""
+        ...
 
     async def update_signing_key(
         self,
@@ -573,10 +575,6 @@ class TaskStore(Protocol):
         ...
 
     async def delete_signing_key(self, key_id: str, project_id: str) -> SigningKey: ...
-
-    async def enabled_signing_keys(self, project_id: str) -> list[SigningKey]:
-        """The keys whose tokens may play the project's ``jwt`` assets."""
-        ...
 
     async def signing_key_seen(self, key_id: str, *, now: datetime | None = None) -> None:
         """Record that a token of this key was accepted."""

@@ -32,11 +32,6 @@ RETURNING *;
 -- Forget a key: tokens it signed stop playing at once.
 DELETE FROM signing_keys WHERE id = :id AND project_id = :project_id RETURNING *;
 
--- name: enabled_signing_keys
--- The keys whose tokens play a project's `jwt` assets.
-SELECT * FROM signing_keys WHERE project_id = :project_id AND NOT disabled
-ORDER BY created_at DESC, id DESC;
-
 -- name: signing_key_seen
 -- A key's token was just accepted for playback.
 UPDATE signing_keys SET last_seen_at = :now WHERE id = :id;
