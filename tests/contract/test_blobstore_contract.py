@@ -358,6 +358,12 @@ async def test_close_twice(store: BlobStore) -> None:
     await store.close()
 
 
+async def test_ping_answers_before_and_after_writes(store: BlobStore, work: Path) -> None:
+    await store.ping()
+    await store.put_file("a.ts", _file(work, "a.ts", b"x"))
+    await store.ping()
+
+
 # -- the local folder -----------------------------------------------------------------------------
 
 
@@ -523,6 +529,50 @@ async def test_s3_missing_bucket_is_a_configuration_error(
             await store.list_keys("")
     finally:
         await store.close()
+
+
+async def test_s3_ping_names_a_missing_bucket_and_create_bucket_makes_it(
+    moto: s3server.MotoServer, work: Path
+) -> None:
+    import uuid
+
+    name = f"later-{uuid.uuid4().hex[:12]}"
+    store = S3BlobStore(name, prefix="media", config=s3_config(moto))
+    try:
+        with pytest.raises(
+            errors.NotFound, match=f"the bucket '{name}' does not exist at 127.0.0.1"
+        ):
+            await store.ping()
+        await store.create_bucket()
+        await store.ping()
+        await store.create_bucket()  # already ours: nothing happens
+        await store.put_file("a.ts", _file(work, "a.ts", b"x"))
+        assert moto.keys(name) == ["media/a.ts"]
+    finally:
+        await store.close()
+
+
+async def test_s3_ping_of_an_unreachable_endpoint_is_unavailable() -> None:
+    from tests import processes
+
+    config = S3Config(
+        endpoint_url=f"http://127.0.0.1:{processes.free_port()}",
+        access_key_id="a",
+        secret_access_key="b",
+    )
+    store = S3BlobStore("bucket", config=config)
+    try:
+        with pytest.raises(errors.Unavailable, match="could not be reached"):
+            await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_local_ping_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "media").write_text("not a folder")
+    with pytest.raises(errors.ConfigurationError, match="is not a folder"):
+        await LocalBlobStore(tmp_path / "media").ping()
+    await LocalBlobStore(tmp_path / "not" / "yet").ping()  # made by the first write
 
 
 async def test_s3_unreachable_endpoint_is_unavailable(work: Path) -> None:

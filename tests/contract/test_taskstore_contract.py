@@ -75,6 +75,35 @@ async def test_claim_respects_run_at_types_and_limit(store: taskstore.TaskStore)
     assert await store.count_tasks(tasks.Phase.WAITING) == 2  # one noop, one "other"
 
 
+async def test_ping(store: taskstore.TaskStore) -> None:
+    await store.ping()
+    await asyncio.gather(*(store.ping() for _ in range(5)))  # concurrent pings share the trip
+
+
+async def test_queue_depth_counts_unfinished_tasks_by_type_and_phase(
+    store: taskstore.TaskStore,
+) -> None:
+    assert await store.queue_depth() == {}
+    project = await new_project(store)
+    await add(store, project)
+    await add(store, project)
+    await add(store, project, type="upload", phase=tasks.Phase.PENDING)
+    done = await claim_one(store)
+    assert await store.queue_depth() == {
+        ("noop", tasks.Phase.WAITING): 1,
+        ("noop", tasks.Phase.RUNNING): 1,
+        ("upload", tasks.Phase.PENDING): 1,
+    }
+    assert done.lease_token is not None
+    await store.complete(done.id, done.lease_token, output={}, now=T0)
+    cancelled = await store.cancel((await add(store, project, type="clip")).id, now=T0)
+    assert cancelled.phase is tasks.Phase.CANCELLED
+    assert await store.queue_depth() == {
+        ("noop", tasks.Phase.WAITING): 1,
+        ("upload", tasks.Phase.PENDING): 1,
+    }
+
+
 async def test_pending_needs_schedule(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     task = await add(store, project, phase=tasks.Phase.PENDING)

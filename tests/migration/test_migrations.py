@@ -63,6 +63,7 @@ async def test_upgrade_in_place_keeps_data(empty_store_url: str) -> None:
         assert key is not None and key.project_id == "p1"
         kept = await store.get_task("t1", "p1")
         assert kept.params == {"kept": True} and kept.phase is tasks.Phase.WAITING
+        assert await store.queue_depth() == {("noop", tasks.Phase.WAITING): 1}
         [claimed] = await store.claim("w", types=["noop"], limit=1, lease_s=30)
         assert claimed.id == "t1" and claimed.attempt == 1
         asset, _ = await store.create_asset(

@@ -92,6 +92,15 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def ping(self) -> None:
+        """Return once the store answered: its folder or bucket is there and usable.
+
+        ``errors.NotFound`` when the bucket does not exist, ``errors.ConfigurationError`` when
+        it (or the folder) refuses us, ``errors.Unavailable`` when it does not answer.  For
+        readiness and start-up checks: the caller bounds the wait.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections; calling it again does nothing."""
         ...

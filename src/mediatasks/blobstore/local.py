@@ -88,10 +88,23 @@ class LocalBlobStore:
         """The file that holds ``key`` (which may not exist)."""
         return self._path(key)
 
+    async def ping(self) -> None:
+        """The folder (or, before the first write, the folder that will hold it) is writable."""
+        await asyncio.to_thread(self._check_writable)
+
     async def close(self) -> None:
         """Nothing to release."""
 
     # -- helpers (the ones that touch the disk run in a thread) ------------------------------
+
+    def _check_writable(self) -> None:
+        folder = self._root
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent  # created on the first write: its parent must take it
+        if not folder.is_dir():
+            raise errors.ConfigurationError(f"the media folder {self._root} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise errors.ConfigurationError(f"the media folder {self._root} is not writable")
 
     def _path(self, key: str) -> Path:
         return self._root.joinpath(*base.check_key(key).split("/"))

@@ -71,6 +71,9 @@ class MemoryBlobStore:
         """Always ``None``: nothing here is a file a web server could serve."""
         base.check_key(key)
 
+    async def ping(self) -> None:
+        """Always there."""
+
     async def close(self) -> None:
         """Nothing to release (the keys stay, like files in a folder)."""
 

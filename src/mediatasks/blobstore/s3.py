@@ -64,6 +64,8 @@ _PARALLEL_UPLOADS: Final = 8
 #: ``DeleteObjects`` takes at most this many keys per request.
 _DELETE_BATCH: Final = 1000
 _COPY_CHUNK_BYTES: Final = 1024 * 1024
+#: Seconds a readiness ping waits to connect, and for the answer.
+_PING_TIMEOUT_S: Final = 2.0
 #: S3 bucket names (the DNS-compatible rules, plus ``_`` and capitals, which some services
 #: accept).
 _BUCKET: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
@@ -215,6 +217,7 @@ class S3BlobStore:
         self._config = config or S3Config()
         self._check_folders = check_folders
         self._client: Any = None
+        self._ping_client: Any = None
         self._client_lock = threading.Lock()
 
     @classmethod
@@ -344,14 +347,66 @@ class S3BlobStore:
         """Always ``None``: objects in a bucket are not files a local web server can send."""
         base.check_key(key)
 
+    async def ping(self) -> None:
+        """``HEAD`` the bucket, with a client of its own that tries once and waits little: a
+        readiness check must neither wait out the retries nor hold the work's connections."""
+
+        def head(client: Any) -> None:
+            try:
+                client.head_bucket(Bucket=self._bucket)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"404", "NoSuchBucket"}:
+                    raise errors.NotFound(
+                        f"the bucket {self._bucket!r} does not exist at {self._where()}"
+                    ) from exc
+                raise
+
+        def call() -> None:
+            with _translated(self._bucket, ""):
+                with self._client_lock:
+                    if self._ping_client is None:
+                        self._ping_client = _new_client(
+                            dataclasses.replace(
+                                self._config,
+                                connect_timeout_s=_PING_TIMEOUT_S,
+                                read_timeout_s=_PING_TIMEOUT_S,
+                                max_attempts=1,
+                            )
+                        )
+                    client = self._ping_client
+                head(client)
+
+        await asyncio.to_thread(call)
+
+    async def create_bucket(self) -> None:
+        """Create the bucket (in the configured region); nothing happens if we own it already."""
+
+        def create(client: Any) -> None:
+            options: dict[str, Any] = {"Bucket": self._bucket}
+            if self._config.region != "us-east-1":  # the one region that takes no constraint
+                options["CreateBucketConfiguration"] = {"LocationConstraint": self._config.region}
+            try:
+                client.create_bucket(**options)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
+
+        await self._run(create, "")
+
     async def close(self) -> None:
         """Close the client's connections; a later call opens a new client."""
         with self._client_lock:
             client, self._client = self._client, None
-        if client is not None:
-            await asyncio.to_thread(client.close)
+            pinger, self._ping_client = self._ping_client, None
+        for closing in (client, pinger):
+            if closing is not None:
+                await asyncio.to_thread(closing.close)
 
     # -- helpers (they run in a thread, with a client) -----------------------------------------
+
+    def _where(self) -> str:
+        endpoint = self._config.endpoint_url
+        return urllib.parse.urlsplit(endpoint).netloc if endpoint else "AWS S3"
 
     def _full(self, key: str) -> str:
         return f"{self._root}/{key}" if self._root else key

@@ -240,6 +240,14 @@ class TaskStore(Protocol):
         """Return when a task may have become runnable, or after ``timeout_s``."""
         ...
 
+    async def ping(self) -> None:
+        """Return once the store answered one round trip; ``errors.Unavailable`` if it cannot.
+
+        For readiness checks: the caller bounds the wait (``asyncio.timeout``), and a ping that
+        hangs ties up no connection that the service's own work needs.
+        """
+        ...
+
     # -- projects and keys --------------------------------------------------------------------
     async def create_project(self, name: str, *, now: datetime | None = None) -> Project: ...
 
@@ -284,6 +292,11 @@ class TaskStore(Protocol):
     ) -> list[tasks.TaskEvent]: ...
 
     async def count_tasks(self, phase: tasks.Phase | None = None) -> int: ...
+
+    async def queue_depth(self) -> Mapping[tuple[str, tasks.Phase], int]:
+        """How many tasks are pending, waiting or running, by ``(type, phase)``; pairs with no
+        task are left out."""
+        ...
 
     async def queue_position(self, task: tasks.Task) -> int:
         """1 + how many waiting tasks run before ``task`` (by ``run_at``)."""

@@ -25,6 +25,8 @@ __all__ = ["PostgresTaskStore"]
 
 _T = TypeVar("_T")
 _CHANNEL = "mediatasks_work"
+#: A ping that got no answer in this time gives its connection up (a new ping opens another).
+_PING_GIVE_UP_S = 10.0
 
 
 class _Tx:
@@ -54,6 +56,9 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._opened = False
         self._listener: psycopg.AsyncConnection[Any] | None = None
+        #: The readiness checks' own connection, and the ping in flight on it.
+        self._pinger: psycopg.AsyncConnection[Any] | None = None
+        self._ping: asyncio.Task[None] | None = None
 
     def _ensure_open(self) -> None:
         if not self._opened:
@@ -106,6 +111,37 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
                 self._listener = None
             await asyncio.sleep(timeout_s)
 
+    async def ping(self) -> None:
+        # Not through the pool: a database that stopped answering would keep a pooled
+        # connection (and its thread) busy per ping.  One ping runs at a time on a connection of
+        # its own, and callers wait for it only as long as they choose: psycopg answers a
+        # cancelled query by trying to cancel it on the server, which would hold the caller for
+        # seconds when the server is the part that does not answer.
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.ensure_future(self._ping_once())
+            # Read the outcome even when every caller stopped waiting for it.
+            self._ping.add_done_callback(lambda job: job.cancelled() or job.exception())
+        await asyncio.shield(self._ping)
+
+    async def _ping_once(self) -> None:
+        try:
+            async with asyncio.timeout(_PING_GIVE_UP_S):
+                if self._pinger is None or self._pinger.closed:
+                    self._pinger = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=int(_PING_GIVE_UP_S)
+                    )
+                await self._pinger.execute(self.queries["ping"].encode())
+        except (psycopg.Error, TimeoutError) as exc:
+            await self._drop_pinger()
+            detail = str(exc) or f"no answer within {_PING_GIVE_UP_S:g} s"
+            raise errors.Unavailable(f"PostgreSQL is unavailable: {detail}") from exc
+
+    async def _drop_pinger(self) -> None:
+        pinger, self._pinger = self._pinger, None
+        if pinger is not None:
+            with contextlib.suppress(psycopg.Error):
+                await pinger.close()
+
     async def migrate(self, target: int | None = None) -> list[int]:
         def run() -> list[int]:
             self._ensure_open()
@@ -129,6 +165,10 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         return await self._call(run)
 
     async def close(self) -> None:
+        if self._ping is not None and not self._ping.done():
+            self._ping.cancel()
+            await asyncio.gather(self._ping, return_exceptions=True)
+        await self._drop_pinger()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None

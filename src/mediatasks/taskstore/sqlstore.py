@@ -485,6 +485,13 @@ class SqlTaskStore(
         assert row is not None
         return int(row["n"])
 
+    async def queue_depth(self) -> Mapping[tuple[str, tasks.Phase], int]:
+        found = await self._read(lambda tx: tx.rows(self.queries["queue_depth"], {}))
+        return {(row["type"], tasks.Phase(row["phase"])): int(row["n"]) for row in found}
+
+    async def ping(self) -> None:
+        await self._read(lambda tx: tx.rows(self.queries["ping"], {}))
+
     # -- the worker's transitions -------------------------------------------------------------
     async def claim(
         self,
