@@ -1,9 +1,10 @@
 """The application factory: ``create_app(settings)`` gives the whole HTTP service.
 
 ``/api`` speaks Livepeer Studio's API, ``/v2`` Flat's, ``/media`` serves assets' published media
-as their playback policies allow (``mediatasks.api.media``).  Unless ``with_worker`` is false,
-the same process also runs a worker: the embedded shape.  Every process also runs a webhook
-sender.
+as their playback policies allow (``mediatasks.api.media``).  ``/metrics`` (Prometheus),
+``/healthz`` and ``/readyz`` are for the people who run it (``telemetry``, ``health``).  Unless
+``with_worker`` is false, the same process also runs a worker: the embedded shape.  Every process
+also runs a webhook sender.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
-from mediatasks import __version__, blobstore, taskstore
+from mediatasks import __version__, blobstore, health, taskstore, telemetry
 from mediatasks import settings as settings_module
 from mediatasks.api import media
 from mediatasks.api.flat.routes import create_flat_app
@@ -71,10 +72,14 @@ def create_app(
                 await opened.store.close()
 
     app = FastAPI(title="mediatasks", version=__version__, lifespan=lifespan)
+    app.state.runtime = opened
+    app.add_middleware(telemetry.HttpMetrics)
+    app.include_router(health.router)
+    depth = telemetry.QueueDepth(opened.store, timeout_s=settings.readiness_timeout_s)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(await telemetry.render(depth), media_type=telemetry.CONTENT_TYPE)
 
     app.include_router(media.create_media_router(opened))
     app.mount("/api", create_livepeer_app(opened))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mediatasks import assets, errors, fetch, tasks, taskstore
+from mediatasks import assets, errors, fetch, tasks, taskstore, telemetry
 from mediatasks import settings as settings_module
 from mediatasks.blobstore import base as blobstore
 from mediatasks.worker.handlers import upload
@@ -242,7 +242,9 @@ async def finish_upload(
 
 async def cancel_task(store: taskstore.TaskStore, task_id: str, project_id: str) -> tasks.Task:
     """Cancel a task.  A running one is stopped by its worker within a second or two."""
-    return await store.cancel(task_id, project_id)
+    cancelled = await store.cancel(task_id, project_id)
+    telemetry.task_cancelled(cancelled)
+    return cancelled
 
 
 async def delete_asset(

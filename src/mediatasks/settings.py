@@ -7,6 +7,7 @@ and handed to ``create_app`` and ``Worker``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +32,9 @@ class Settings(BaseSettings):
     )
     #: Public base URL of the API, used in playback URLs; empty means the request's own host.
     public_url: str = ""
+    #: Address the HTTP service (and a worker's metrics port) listens on; ``0.0.0.0`` for all.
     host: str = "127.0.0.1"
+    #: Port of the HTTP service.
     port: int = 8000
 
     #: Tasks one worker process runs at once.
@@ -71,6 +74,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=33, ge=1)
     #: Wait before the first webhook retry; it doubles each time, up to ``webhook_backoff_cap_s``.
     webhook_backoff_s: float = Field(default=5.0, ge=0)
+    #: The longest wait between two webhook attempts.
     webhook_backoff_cap_s: float = Field(default=3600.0, ge=0)
     #: How often the webhook sender looks for new events and due retries.
     webhook_poll_interval_s: float = Field(default=0.5, gt=0)
@@ -160,4 +164,25 @@ class Settings(BaseSettings):
     #: The blob store bucket's credentials; empty means boto3's own chain (``AWS_*`` variables,
     #: ``~/.aws``, an instance role).
     s3_access_key_id: str = Field(default="", repr=False)
+    #: The secret that goes with ``s3_access_key_id``.
     s3_secret_access_key: str = Field(default="", repr=False)
+    #: Create the blob store's bucket at start-up when it does not exist (``--create-bucket``);
+    #: otherwise a missing bucket stops ``serve`` and ``worker`` at once.
+    s3_create_bucket: bool = False
+
+    #: ``text`` (one line per record) or ``json`` (one JSON object per line, for log shippers).
+    log_format: Literal["text", "json"] = "text"
+    #: The lowest level logged: ``debug``, ``info``, ``warning``, ``error``.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: A worker's Prometheus metrics on ``http://<host>:<port>/metrics``; 0 serves none.  (An API
+    #: process serves its metrics at ``/metrics`` on its own port.)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: ``/readyz`` answers 503 when the task store or the media store takes longer than this:
+    #: below the 1 s that health probes usually wait, so a probe gets the 503 that names the
+    #: part rather than a time-out of its own.
+    readiness_timeout_s: float = Field(default=0.8, gt=0)
+
+    #: The General MIDI SoundFont (``.sf2``) that audio exports play with; empty means TimGM6mb,
+    #: which the ``pretty-midi`` wheel ships.  A larger SoundFont sounds better (Debian's
+    #: ``fluid-soundfont-gm``: ``/usr/share/sounds/sf2/FluidR3_GM.sf2``).
+    soundfont_path: str = ""

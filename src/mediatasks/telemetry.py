@@ -231,7 +231,8 @@ def _since(moment: datetime) -> float:
 def task_claimed(task: tasks.Task, worker: str) -> None:
     """A worker claimed ``task`` (``waiting -> running``); ``task`` is as the claim left it."""
     _CLAIMS.labels(task.type).inc()
-    _transition(logging.INFO, "claimed", task, worker=worker, waited_s=round(_since(task.run_at), 3))
+    waited_s = round(_since(task.run_at), 3)
+    _transition(logging.INFO, "claimed", task, worker=worker, waited_s=waited_s)
 
 
 def task_completed(
@@ -331,26 +332,28 @@ def webhook_attempt(
     webhook_id: str,
     event_id: str,
     attempt: int,
+    detail: str | None = None,
+    retry_at: datetime | None = None,
 ) -> None:
-    """One delivery attempt of a webhook event ended."""
+    """One delivery attempt of a webhook event ended; ``detail`` says why it failed."""
     _WEBHOOK_DELIVERIES.labels(outcome).inc()
     _WEBHOOK_SECONDS.labels(outcome).observe(duration_s)
-    _webhook_log.log(
-        logging.INFO if outcome == "delivered" else logging.WARNING,
-        "webhook %s %s event=%s attempt=%d duration=%.3fs",
-        outcome,
-        webhook_id,
-        event_id,
-        attempt,
-        duration_s,
-        extra={
-            "event": f"webhook.{outcome}",
-            "webhook_id": webhook_id,
-            "event_id": event_id,
-            "attempt": attempt,
-            "duration_s": round(duration_s, 3),
-        },
-    )
+    extra: dict[str, Any] = {
+        "event": f"webhook.{outcome}",
+        "webhook_id": webhook_id,
+        "event_id": event_id,
+        "attempt": attempt,
+        "duration_s": round(duration_s, 3),
+    }
+    text = f"webhook {outcome} {webhook_id} event={event_id} attempt={attempt}"
+    text += f" duration={duration_s:.3f}s"
+    if detail is not None:
+        extra["detail"] = detail
+        text += f" detail={detail!r}"
+    if retry_at is not None:
+        extra["retry_at"] = retry_at.isoformat(timespec="seconds")
+        text += f" retry_at={extra['retry_at']}"
+    _webhook_log.log(logging.INFO if outcome == "delivered" else logging.WARNING, text, extra=extra)
 
 
 def _ffmpeg_speed(facts: Mapping[str, Any]) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from mediatasks import errors, fetch, taskstore
+from mediatasks import errors, fetch, taskstore, telemetry
 from mediatasks import settings as settings_module
 from mediatasks.webhooks import message
 
@@ -147,16 +147,7 @@ class Sender:
                 attempts, self.settings.webhook_backoff_s, self.settings.webhook_backoff_cap_s
             )
             retry_at = now + timedelta(seconds=wait_s)
-        if not success:
-            log.info(
-                "webhook %s, event %s: attempt %d failed (%s)%s",
-                delivery.webhook.id,
-                delivery.event.id,
-                attempts,
-                response.get("status") or response.get("error"),
-                f", retry at {retry_at:%H:%M:%S}" if retry_at else "",
-            )
-        return await self.store.finish_attempt(
+        entry = await self.store.finish_attempt(
             delivery,
             success=success,
             duration_ms=duration_ms,
@@ -164,6 +155,16 @@ class Sender:
             response=response,
             retry_at=retry_at,
         )
+        telemetry.webhook_attempt(
+            "delivered" if success else "retrying" if retry_at else "failed",
+            duration_ms / 1000,
+            webhook_id=delivery.webhook.id,
+            event_id=delivery.event.id,
+            attempt=attempts,
+            detail=None if success else str(response.get("status") or response.get("error")),
+            retry_at=retry_at,
+        )
+        return entry
 
 
 def _loggable(content: bytes) -> str:

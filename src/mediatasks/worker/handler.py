@@ -124,6 +124,8 @@ async def encode_ladder(
         clip=clip,
     )
     facts["elapsedS"] = round(output.run.elapsed_s, 3)
+    # What that time encoded: the clip's range, or the whole source (FFmpeg's speed).
+    facts["mediaS"] = round(clip[1] - clip[0] if clip else spec.duration_s, 3)
     if output.mp4_run is not None:
         facts["mp4Command"] = list(output.mp4_run.argv)
     return output

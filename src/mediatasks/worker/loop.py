@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 
-from mediatasks import errors, tasks, taskstore
+from mediatasks import errors, tasks, taskstore, telemetry
 from mediatasks import settings as settings_module
 from mediatasks.blobstore import base as blobstore
 from mediatasks.worker import handler as handler_module
@@ -52,6 +52,10 @@ class _Running:
         self.job: asyncio.Task[None] | None = None
         self.saved_progress: float | None = None
         self.last_beat = asyncio.get_running_loop().time()
+        self.claimed_at = self.last_beat
+        #: The handler has returned (or raised): its outcome is being saved, so the task
+        #: leaving ``running`` now is the worker's own doing, not a cancel or a rescue.
+        self.finishing = False
         #: The progress of the last ``task.updated`` event, and when it was sent.
         self.announced_progress = 0.0
         self.announced_at = self.last_beat
@@ -62,6 +66,11 @@ class _Running:
     def token(self) -> str:
         assert self.task.lease_token is not None
         return self.task.lease_token
+
+    @property
+    def attempt_s(self) -> float:
+        """Seconds since the claim."""
+        return asyncio.get_running_loop().time() - self.claimed_at
 
 
 class Worker:
@@ -156,6 +165,7 @@ class Worker:
         )
         entry = _Running(task, ctx)
         self._running[task.id] = entry
+        telemetry.task_claimed(task, self.worker_id)
         entry.job = asyncio.create_task(self._process(entry), name=f"task {task.id}")
 
     # -- running one task ---------------------------------------------------------------------
@@ -173,6 +183,7 @@ class Worker:
             if not isinstance(exc, errors.TaskFailure):
                 log.exception("task %s (%s) raised", task.id, task.type)
         finally:
+            entry.finishing = True
             try:
                 await asyncio.shield(self._persist(entry, result))
             finally:
@@ -186,12 +197,15 @@ class Worker:
         facts = entry.ctx.public(entry.ctx.facts)
         try:
             if entry.stop_reason == "shutdown":
-                await self.store.release(task.id, entry.token)
+                released = await self.store.release(task.id, entry.token)
+                telemetry.task_released(released, self.worker_id, entry.attempt_s)
             elif entry.stop_reason == "lost" or result is None:
-                return  # cancelled or rescued: the store already moved it on
+                # Cancelled or rescued: the store already moved it on.
+                now = await self.store.get_task(task.id)
+                telemetry.task_stopped(task, self.worker_id, entry.attempt_s, now.phase)
             elif isinstance(result, outcome.Complete):
                 try:
-                    await self.store.complete(
+                    done = await self.store.complete(
                         task.id,
                         entry.token,
                         output=result.output,
@@ -201,21 +215,26 @@ class Worker:
                 except errors.InvalidTransition:
                     await self._unpublish(result)
                     raise
+                telemetry.task_completed(done, self.worker_id, entry.attempt_s, facts)
             elif isinstance(result, outcome.RetryLater):
-                await self.store.retry_later(
+                again = await self.store.retry_later(
                     task.id,
                     entry.token,
                     error_message=entry.ctx.public(result.error_message),
                     delay_s=result.delay_s,
                     detail={**facts, **entry.ctx.public(result.detail)},
                 )
+                telemetry.task_retried(
+                    again, self.worker_id, entry.attempt_s, result.delay_s, result.error_message
+                )
             else:
-                await self.store.fail(
+                failed = await self.store.fail(
                     task.id,
                     entry.token,
                     error_message=entry.ctx.public(result.error_message),
                     detail={**facts, **entry.ctx.public(result.detail)},
                 )
+                telemetry.task_failed(failed, self.worker_id, entry.attempt_s, result.error_message)
         except errors.InvalidTransition as exc:
             log.info("task %s moved on before its outcome was saved: %s", task.id, exc)
         except errors.MediaTasksError as exc:
@@ -248,7 +267,9 @@ class Worker:
         interval_s = min(1.0, self.settings.heartbeat_interval_s)
         while True:
             await asyncio.sleep(interval_s)
-            entries = [e for e in self._running.values() if e.stop_reason is None]
+            entries = [
+                e for e in self._running.values() if e.stop_reason is None and not e.finishing
+            ]
             if not entries:
                 continue
             try:
@@ -257,6 +278,8 @@ class Worker:
                 log.warning("lease check failed: %s", exc)
                 continue
             for entry in entries:
+                if entry.finishing:
+                    continue  # the lease check raced with the outcome being saved
                 if held.get(entry.task.id) != entry.token:
                     self._abandon(entry)
                     continue
@@ -291,8 +314,7 @@ class Worker:
 
     def _abandon(self, entry: _Running) -> None:
         """The task was cancelled or taken back: stop its work and leave its row alone."""
-        if entry.stop_reason is None and entry.job is not None:
-            log.info("task %s is no longer ours; stopping it", entry.task.id)
+        if entry.stop_reason is None and not entry.finishing and entry.job is not None:
             entry.stop_reason = "lost"
             entry.job.cancel()
 
@@ -301,7 +323,7 @@ class Worker:
         while True:
             try:
                 for task in await self.store.rescue(policy):
-                    log.warning("took back task %s from a lost worker (%s)", task.id, task.phase)
+                    telemetry.task_rescued(task)
             except errors.MediaTasksError as exc:
                 log.warning("rescue failed: %s", exc)
             await asyncio.sleep(self.settings.rescue_interval_s)

@@ -137,10 +137,6 @@ SELECT type, phase, count(*) AS n FROM tasks
 WHERE phase IN ('pending', 'waiting', 'running')
 GROUP BY type, phase;
 
--- name: ping
--- One round trip that reads the schema: a readiness check.
-SELECT count(*) AS n FROM schema_migrations;
-
 -- name: insert_asset
 -- Create an asset.
 INSERT INTO assets (id, project_id, name, playback_id, phase, source, options, created_at,

@@ -50,3 +50,7 @@ UPDATE webhook_deliveries SET locked_until = :locked_until, updated_at = :now
 FROM picked
 WHERE webhook_deliveries.id = picked.id
 RETURNING webhook_deliveries.*;
+
+-- name: ping
+-- One round trip to the server: a readiness check.
+SELECT 1 AS n;

@@ -38,3 +38,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING *;
+
+-- name: ping
+-- One round trip to the database (it reads the file's schema page): a readiness check.
+SELECT count(*) AS n FROM sqlite_master;
