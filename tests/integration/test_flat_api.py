@@ -332,17 +332,33 @@ async def test_parts_without_notes_fail_their_task_readably(flat: Flat) -> None:
     assert failed["result"]["error"] == "Unable to render the score: it has no notes to play"
 
 
-async def test_a_missing_synthesizer_is_a_task_error_not_a_crash(
+async def test_a_missing_soundfont_is_a_task_error_not_a_crash(
     flat: Flat, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(flat.runtime.settings, "soundfont_path", str(tmp_path / "none.sf2"))
     flat.start_worker()
     score = await create_score(flat.client, data=scoregen.musicxml())
     task = (await flat.client.post(f"/scores/{score['id']}/revisions/last/mp3/task")).json()
     failed = (await finish(flat.client, task["id"]))[-1]
     assert failed["state"] == "error"
-    assert "FluidSynth synthesizer is not installed" in failed["result"]["error"]
-    assert "apt-get install" in failed["result"]["error"]
+    assert failed["result"]["error"] == (
+        "audio rendering is not available on this server: the SoundFont "
+        f"{tmp_path / 'none.sf2'} (MEDIATASKS_SOUNDFONT_PATH) does not exist"
+    )
+
+
+async def test_audio_exports_need_no_system_synthesizer(
+    flat: Flat, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Nothing on PATH: no fluidsynth, no system FFmpeg; the wheels bring what it takes.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    flat.start_worker()
+    score = await create_score(flat.client, data=scoregen.musicxml(measures=2))
+    task = (await flat.client.post(f"/scores/{score['id']}/revisions/last/wav/task")).json()
+    done = (await finish(flat.client, task["id"]))[-1]
+    assert done["state"] == "done", done
+    codec, duration_s = audio_info((await flat.anonymous.get(done["result"]["url"])).content)
+    assert codec == "pcm_s16le" and abs(duration_s - (4.0 + render.RELEASE_S)) < 0.06
 
 
 async def test_export_task_refusals(flat: Flat) -> None:

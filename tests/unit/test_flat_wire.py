@@ -199,19 +199,20 @@ def test_encode_command_trims_the_tail_after_the_music_and_fades() -> None:
         render.encode_argv("ffmpeg", Path("i"), Path("o"), audio_format="flac", music_s=1)
 
 
-def test_missing_synthesizer_or_soundfont_is_a_readable_unretriable_error(
-    tmp_path: Path,
-) -> None:
-    with pytest.raises(errors.Unretriable, match="FluidSynth synthesizer is not installed"):
-        render.find_synthesizer(which_func=lambda name: None)
-    with pytest.raises(errors.Unretriable, match="no General MIDI SoundFont"):
-        render.find_synthesizer(
-            which_func=lambda name: "/usr/bin/fluidsynth", soundfonts=[tmp_path / "none.sf2"]
-        )
+def test_the_synthesizer_and_soundfont_come_from_wheels_or_the_setting(tmp_path: Path) -> None:
+    bundled = render.find_synthesizer()
+    assert bundled.soundfont.name == "TimGM6mb.sf2" and bundled.soundfont.is_file()
+    assert bundled.soundfont.read_bytes()[:4] == b"RIFF"
+    assert not str(bundled.soundfont).startswith("/usr/share")  # no system package needed
+    assert render.synthesize_argv(bundled, Path("m.mid"), Path("o.wav"))[1:3] == [
+        "-m",
+        "mediatasks.scores.synth",
+    ]
+    with pytest.raises(errors.Unretriable, match="MEDIATASKS_SOUNDFONT_PATH"):
+        render.find_synthesizer(str(tmp_path / "none.sf2"))
     font = tmp_path / "gm.sf2"
     font.write_bytes(b"RIFF")
-    found = render.find_synthesizer(which_func=lambda name: "/bin/fs", soundfonts=[font])
-    assert (found.binary, found.soundfont) == ("/bin/fs", font)
+    assert render.find_synthesizer(str(font)).soundfont == font
 
 
 @pytest.mark.parametrize(

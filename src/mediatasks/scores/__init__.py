@@ -10,7 +10,8 @@ database.  The modules, in the order a score meets them:
 ``score``        the immutable ``Score``, its ``Revision`` and ``Part`` records
 ``library``      scores as JSON documents and files in the blob store, one folder per project
 ``export``       the ``audio-export`` task: its params, progress steps and output keys
-``render``       MusicXML to MIDI (verovio), MIDI to WAV (FluidSynth), WAV to MP3 (FFmpeg)
+``render``       MusicXML to MIDI (verovio), MIDI to WAV (a SoundFont), WAV to MP3 (FFmpeg)
+``synth``        the synthesizer process: MIDI and a SoundFont to WAV (midirenderer)
 ===============  ==================================================================================
 """
 

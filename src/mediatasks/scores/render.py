@@ -1,4 +1,5 @@
-"""Rendering music to audio: MusicXML → MIDI (verovio), MIDI → WAV (FluidSynth), → MP3 (FFmpeg).
+"""Rendering music to audio: MusicXML → MIDI (verovio), MIDI → WAV (a SoundFont synthesizer),
+→ MP3 or WAV (FFmpeg).
 
 The steps, and what each needs:
 
@@ -6,15 +7,20 @@ The steps, and what each needs:
    writes MIDI, and its *timemap* says when the music ends.  Verovio puts every part on MIDI
    channel 1 unless the MusicXML names channels, so the parts are moved to channels of their
    own (``midi.separate_channels``), or they would all play with the last part's instrument.
-2. :func:`synthesize`: the ``fluidsynth`` program with a General MIDI SoundFont (Debian:
-   ``fluidsynth`` and ``timgm6mb-soundfont``; no wheel ships a synthesizer with a SoundFont)
-   renders 16-bit stereo WAV at 44.1 kHz, faster than real time.
-3. :func:`encode`: FFmpeg (the ``imageio-ffmpeg`` binary) cuts FluidSynth's release and reverb
-   tail :data:`RELEASE_S` after the last note ends, fading it out over that time, and writes MP3
-   (LAME VBR ~190 kb/s) or WAV.  The audio therefore lasts as long as the score's own timing
-   says, plus :data:`RELEASE_S`.
+2. :func:`synthesize`: ``python -m mediatasks.scores.synth`` (a process of its own, killed when
+   the task is cancelled) plays the MIDI with a General MIDI SoundFont into 16-bit stereo WAV,
+   about a hundred times faster than real time.  Both come from wheels, so audio exports need no
+   root and no system package: the synthesizer is ``midirenderer`` (rustysynth, a SoundFont
+   synthesizer in Rust, with no dependencies) and the SoundFont is TimGM6mb, which the
+   ``pretty-midi`` wheel ships (``soundfont_path`` names another one).  ``tinysoundfont`` was
+   the other candidate; it cannot be installed from PyPI alone, as it requires PyAudio, which
+   has no Linux wheel and builds only against PortAudio's headers.
+3. :func:`encode`: FFmpeg (the ``imageio-ffmpeg`` binary) cuts the synthesizer's release
+   :data:`RELEASE_S` after the last note ends, fading it out over that time, and writes MP3
+   (LAME VBR ~190 kb/s) or WAV at 44.1 kHz.  The audio therefore lasts as long as the score's
+   own timing says, plus :data:`RELEASE_S`.
 
-A missing synthesizer or SoundFont, music that cannot be read, music with no notes or longer than
+A missing SoundFont, music that cannot be read, music with no notes or longer than
 :data:`MAX_MUSIC_S`: each raises ``errors.Unretriable`` with a message for the user.
 """
 
@@ -24,9 +30,10 @@ import asyncio
 import base64
 import binascii
 import dataclasses
-import shutil
+import importlib.util
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -41,7 +48,6 @@ __all__ = [
     "MAX_MUSIC_S",
     "RELEASE_S",
     "SAMPLE_RATE_HZ",
-    "SOUNDFONT_PATHS",
     "RenderedMidi",
     "Synthesizer",
     "check_duration",
@@ -58,17 +64,8 @@ RELEASE_S: Final = 0.25
 #: The longest music rendered to audio (30 minutes).
 MAX_MUSIC_S: Final = 30 * 60.0
 SAMPLE_RATE_HZ: Final = 44_100
-#: FluidSynth's output gain: 0.8 leaves headroom for full chords.
-SYNTH_GAIN: Final = 0.8
-#: Where the General MIDI SoundFont is looked for, in order.  Debian's GM SoundFont packages
-#: register ``default-GM.sf2``, which follows whichever of them is installed.
-SOUNDFONT_PATHS: Final = (
-    Path("/usr/share/sounds/sf2/default-GM.sf2"),
-    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
-    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
-    Path("/usr/share/sounds/sf3/default-GM.sf3"),
-)
-_SETUP_HINT: Final = "install it with: apt-get install fluidsynth timgm6mb-soundfont"
+#: The package whose wheel ships the default SoundFont, and its file name there.
+_SOUNDFONT_PACKAGE: Final = ("pretty_midi", "TimGM6mb.sf2")
 _STDERR_TAIL_CHARS: Final = 2000
 
 #: Verovio's toolkit keeps process-wide state (its log level, resource path): one at a time.
@@ -85,34 +82,47 @@ class RenderedMidi:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Synthesizer:
-    """The FluidSynth program and the SoundFont it plays with."""
+    """The Python that runs the synthesizer process, and the SoundFont it plays with."""
 
-    binary: str
+    python: str
     soundfont: Path
 
 
-def find_synthesizer(
-    *,
-    which_func: Callable[[str], str | None] | None = None,
-    soundfonts: Sequence[Path] = SOUNDFONT_PATHS,
-) -> Synthesizer:
-    """The installed synthesizer; ``errors.Unretriable`` naming what is missing otherwise.
+def _bundled_soundfont() -> Path | None:
+    # find_spec locates the package without importing it (pretty-midi imports numpy).
+    package, name = _SOUNDFONT_PACKAGE
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / name
+    return path if path.is_file() else None
 
-    ``fluidsynth`` is looked up on ``PATH`` at each call (``which_func`` replaces the lookup).
+
+def find_synthesizer(soundfont_path: str = "") -> Synthesizer:
+    """The synthesizer and its SoundFont: ``soundfont_path``, else the bundled TimGM6mb.
+
+    ``errors.Unretriable`` says what is missing, so that an export fails with a reason.
     """
-    binary = (which_func or shutil.which)("fluidsynth")
-    if binary is None:
+    unavailable = "audio rendering is not available on this server"
+    if importlib.util.find_spec("midirenderer") is None:
         raise errors.Unretriable(
-            "audio rendering is not available on this server: the FluidSynth synthesizer is "
-            f"not installed ({_SETUP_HINT})"
+            f"{unavailable}: the midirenderer package is not installed (pip install midirenderer)"
         )
-    for path in soundfonts:
-        if path.is_file():
-            return Synthesizer(binary=binary, soundfont=path)
-    raise errors.Unretriable(
-        "audio rendering is not available on this server: no General MIDI SoundFont found "
-        f"({_SETUP_HINT})"
-    )
+    if soundfont_path:
+        path = Path(soundfont_path)
+        if not path.is_file():
+            raise errors.Unretriable(
+                f"{unavailable}: the SoundFont {soundfont_path} (MEDIATASKS_SOUNDFONT_PATH) "
+                "does not exist"
+            )
+        return Synthesizer(python=sys.executable, soundfont=path)
+    bundled = _bundled_soundfont()
+    if bundled is None:
+        raise errors.Unretriable(
+            f"{unavailable}: no General MIDI SoundFont (pip install pretty-midi, which ships "
+            "one, or set MEDIATASKS_SOUNDFONT_PATH)"
+        )
+    return Synthesizer(python=sys.executable, soundfont=bundled)
 
 
 def check_duration(music_s: float) -> float:
@@ -162,27 +172,19 @@ def musicxml_to_midi(xml: bytes) -> RenderedMidi:
 
 
 def synthesize_argv(synth: Synthesizer, midi_path: Path, wav_path: Path) -> list[str]:
-    """FluidSynth's command: no MIDI input, no shell, render ``midi_path`` into a WAV file."""
+    """The synthesizer process' command (no shell): render ``midi_path`` into a WAV file."""
     return [
-        synth.binary,
-        "-n",
-        "-i",
-        "-q",
-        "-g",
-        str(SYNTH_GAIN),
-        "-r",
-        str(SAMPLE_RATE_HZ),
-        "-T",
-        "wav",
-        "-F",
-        str(wav_path),
+        synth.python,
+        "-m",
+        "mediatasks.scores.synth",
         str(synth.soundfont),
         str(midi_path),
+        str(wav_path),
     ]
 
 
 async def synthesize(synth: Synthesizer, midi_path: Path, wav_path: Path) -> None:
-    """Render ``midi_path`` to ``wav_path``; cancelling the caller kills FluidSynth."""
+    """Render ``midi_path`` to ``wav_path``; cancelling the caller kills the synthesizer."""
     argv = synthesize_argv(synth, midi_path, wav_path)
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -194,7 +196,7 @@ async def synthesize(synth: Synthesizer, midi_path: Path, wav_path: Path) -> Non
         )
     except OSError as exc:
         raise errors.Unretriable(
-            f"audio rendering is not available on this server: cannot run FluidSynth ({exc})"
+            f"audio rendering is not available on this server: cannot run the synthesizer ({exc})"
         ) from exc
     try:
         stdout, stderr = await proc.communicate()
@@ -207,7 +209,7 @@ async def synthesize(synth: Synthesizer, midi_path: Path, wav_path: Path) -> Non
     if proc.returncode != 0 or not wav_path.is_file() or wav_path.stat().st_size == 0:
         raise errors.Unretriable(
             "Unable to render the score: the synthesizer failed",
-            detail=f"fluidsynth exited with {proc.returncode}\n{output}".rstrip(),
+            detail=f"the synthesizer exited with {proc.returncode}\n{output}".rstrip(),
         )
 
 

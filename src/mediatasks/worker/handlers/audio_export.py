@@ -2,10 +2,10 @@
 
 Steps and progress (``scores.export`` names the milestones, which the Flat view turns into text):
 read the score and its parts (``PARSING``), MusicXML → MIDI with verovio (``RENDERING``), MIDI →
-WAV with FluidSynth (``ENCODING``), then trim, fade and encode with FFmpeg, whose own progress
-fills the rest.  Everything is staged in the attempt's work folder; the file is published under
-``exports/<projectId>/<taskId>/`` only once it is complete, and a copy is kept with the revision
-for ``GET /v2/scores/.../revisions/.../{mp3,wav}``.
+WAV with a SoundFont synthesizer (``ENCODING``), then trim, fade and encode with FFmpeg, whose
+own progress fills the rest.  Everything is staged in the attempt's work folder; the file is
+published under ``exports/<projectId>/<taskId>/`` only once it is complete, and a copy is kept
+with the revision for ``GET /v2/scores/.../revisions/.../{mp3,wav}``.
 
 Bad music (unreadable, no notes, too long), a score deleted meanwhile and a missing synthesizer
 fail the task at once with a readable message; nothing is retried that cannot pass.
@@ -33,7 +33,7 @@ class AudioExportHandler:
             params = export.AudioExportParams.model_validate(ctx.task.params)
         except pydantic.ValidationError as exc:
             raise errors.Unretriable(f"invalid audio export task: {exc}") from exc
-        synth = render.find_synthesizer()
+        synth = render.find_synthesizer(ctx.settings.soundfont_path)
         await ctx.report_progress(export.PARSING)
 
         scores = library.Library(ctx.blobs)
