@@ -44,6 +44,7 @@ from mediatasks import errors
 
 __all__ = [
     "MAX_REDIRECTS",
+    "PRIVATE_URLS_HINT",
     "PROGRESS_INTERVAL_S",
     "Download",
     "IPAddress",
@@ -64,6 +65,8 @@ ProgressFunc: TypeAlias = Callable[[int, int | None], Awaitable[None]]
 MAX_REDIRECTS: Final = 5
 #: Least time between two progress reports during a download.
 PROGRESS_INTERVAL_S: Final = 0.25
+#: Said with every refusal of a private address: the setting that allows them.
+PRIVATE_URLS_HINT: Final = " (MEDIATASKS_ALLOW_PRIVATE_URLS=true allows it, for development only)"
 
 #: Bytes gathered before one write (and hash update) is handed to a thread.
 _WRITE_BATCH_BYTES: Final = 1024 * 1024
@@ -231,10 +234,14 @@ def _parse_url(url: str, *, allow_private: bool) -> httpx.URL:
         if address is not None:
             kind = _refused_kind(address)
             if kind is not None:
-                raise errors.UnsafeURL(f"url points to {kind} address, which is not allowed")
+                raise errors.UnsafeURL(
+                    f"url points to {kind} address, which is not allowed{PRIVATE_URLS_HINT}"
+                )
         elif host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
             # RFC 6761: these names always mean this machine.
-            raise errors.UnsafeURL("url points to a loopback address, which is not allowed")
+            raise errors.UnsafeURL(
+                f"url points to a loopback address, which is not allowed{PRIVATE_URLS_HINT}"
+            )
     return parsed
 
 
@@ -351,6 +358,7 @@ async def _resolve(url: httpx.URL, allow_private: bool, timeout_s: float) -> lis
             if kind is not None:
                 raise errors.UnsafeURL(
                     f"url host {host} resolves to {kind} address, which is not allowed"
+                    f"{PRIVATE_URLS_HINT}"
                 )
     return addresses
 

@@ -6,6 +6,7 @@ Each function takes the stores it needs and plain values; none knows about HTTP.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from mediatasks.worker.handlers import upload
 __all__ = [
     "Bootstrap",
     "bootstrap_key",
+    "bootstrap_key_path",
     "cancel_task",
     "create_clip",
     "delete_asset",
@@ -43,13 +45,28 @@ class Bootstrap:
     created: bool
 
 
-async def bootstrap_key(store: taskstore.TaskStore, data_dir: Path) -> Bootstrap | None:
-    """On a store with no project yet, create one with a key, and keep the key in ``data_dir``.
+def bootstrap_key_path(settings: settings_module.Settings) -> Path:
+    """Where the bootstrap key of the configured task store is kept.
+
+    The embedded shape's own SQLite file keeps ``data_dir/bootstrap-api-key``; any other store
+    gets a file named after its URL (the password left out), so that trying the scaled shape
+    in the same folder never overwrites the embedded shape's key.
+    """
+    if not settings.database_url:
+        return settings.data_dir / _BOOTSTRAP_FILE
+    scheme, _, rest = settings.database_url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    named = f"{scheme}://{credentials.split(':', 1)[0]}{at}{host}"
+    digest = hashlib.sha256(named.encode()).hexdigest()[:12]
+    return settings.data_dir / f"{_BOOTSTRAP_FILE}-{scheme.split('+')[0]}-{digest}"
+
+
+async def bootstrap_key(store: taskstore.TaskStore, kept: Path) -> Bootstrap | None:
+    """On a store with no project yet, create one with a key, and keep the key in ``kept``.
 
     Later starts read the key back from there (while it is not revoked) so that it can be
     printed again.  Returns ``None`` when projects exist and no usable kept key is found.
     """
-    kept = data_dir / _BOOTSTRAP_FILE
     if kept.exists():
         secret = kept.read_text().strip()
         key = await store.authenticate(secret)
@@ -59,7 +76,7 @@ async def bootstrap_key(store: taskstore.TaskStore, data_dir: Path) -> Bootstrap
         return None
     project = await store.create_project("default")
     _, secret = await store.create_api_key(project.id, "bootstrap")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    kept.parent.mkdir(parents=True, exist_ok=True)
     kept.touch(mode=0o600)
     kept.write_text(secret + "\n")
     return Bootstrap(project_id=project.id, secret=secret, created=True)

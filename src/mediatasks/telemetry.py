@@ -35,6 +35,7 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     exposition,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -67,6 +68,9 @@ _webhook_log = logging.getLogger("mediatasks.webhook")
 #: The ``Content-Type`` of a metrics page.
 CONTENT_TYPE: Final = exposition.CONTENT_TYPE_LATEST
 
+# No ``*_created`` series: they double the page for a time that process_start_time_seconds
+# already gives.
+disable_created_metrics()
 #: Every metric of this process, and the process' own (CPU, memory, open files).
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -189,6 +193,8 @@ def configure_logging(log_format: Literal["text", "json"] = "text", level: str =
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every request's whole URL at INFO: a source or webhook URL may carry a token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def _transition(

@@ -582,3 +582,9 @@ async def test_progress_failure_removes_the_file(server: str, tmp_path: Path) ->
     with pytest.raises(RuntimeError, match="reporting failed"):
         await _download(f"{server}/file", dest, on_progress=on_progress)
     assert not dest.exists()
+
+
+def test_a_refused_private_address_names_the_setting_that_allows_it() -> None:
+    for url in ("http://127.0.0.1:8001/sample.mp4", "http://10.0.0.7/", "http://localhost/"):
+        with pytest.raises(errors.UnsafeURL, match="MEDIATASKS_ALLOW_PRIVATE_URLS=true allows it"):
+            fetch.check_url(url, allow_private=False)

@@ -319,6 +319,33 @@ def create_flat_app(runtime: Runtime) -> FastAPI:
             raise FlatError(400, code, exc.message) from None
         return await render_task(task, request)
 
+    @router.get("/tasks")
+    async def list_tasks(
+        request: Request, key: Key, limit: int = 20, state: str | None = None
+    ) -> list[dict[str, Any]]:
+        """This project's audio-export tasks, newest first: an addition of this service (Flat
+        has no task list; the official client has no call for it, so nothing changes for it).
+        ``state`` keeps one of Flat's states; ``limit`` is 1 to 100."""
+        if not 1 <= limit <= 100:
+            raise FlatError(400, "CLIENT_ERROR", "limit must be between 1 and 100")
+        phases: list[tasks.Phase | None] = [p for p, name in wire.STATES.items() if name == state]
+        if state is not None and not phases:
+            raise FlatError(400, "CLIENT_ERROR", f"unknown task state {state!r}")
+        found: list[tasks.Task] = []
+        for phase in phases or [None]:  # "created" is two phases: one query for each
+            query = taskstore.Query(
+                project_id=key.project_id,
+                limit=limit,
+                order=[("created_at", True), ("id", True)],
+                types=[tasks.TaskType.AUDIO_EXPORT],
+                filters=[]
+                if phase is None
+                else [taskstore.Filter(field="phase", op="eq", value=str(phase))],
+            )
+            found += (await runtime.store.list_tasks(query)).items
+        found.sort(key=lambda task: (task.created_at, task.id), reverse=True)
+        return [await render_task(task, request) for task in found[:limit]]
+
     @router.get("/tasks/{task_id}")
     async def get_task(task_id: str, request: Request, key: Key) -> dict[str, Any]:
         return await render_task(await find_task(key.project_id, task_id), request)
