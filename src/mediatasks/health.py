@@ -34,6 +34,9 @@ STARTUP_TIMEOUT_S: Final = 15.0
 class StartupError(Exception):
     """The service cannot start; the message says why, in one line."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Readiness:

@@ -133,7 +133,8 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
                 await self._pinger.execute(self.queries["ping"].encode())
         except (psycopg.Error, TimeoutError) as exc:
             await self._drop_pinger()
-            detail = str(exc) or f"no answer within {_PING_GIVE_UP_S:g} s"
+            # psycopg's messages span lines (a hint below the error): one line for logs.
+            detail = " ".join(str(exc).split()) or f"no answer within {_PING_GIVE_UP_S:g} s"
             raise errors.Unavailable(f"PostgreSQL is unavailable: {detail}") from exc
 
     async def _drop_pinger(self) -> None:

@@ -1,0 +1,141 @@
+"""A TCP proxy on loopback that a test can break: cut every connection, or stop answering.
+
+``cut()`` closes every open connection at once (a pulled cable, a restarted load balancer);
+new ones go through.  ``blackhole()`` keeps every connection open but forwards nothing, and
+accepts new connections without forwarding them either: a server that stopped answering, the
+case time-outs exist for.  ``restore()`` forwards again (what was held back flows on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+from collections.abc import Iterator
+
+__all__ = ["Proxy", "proxy"]
+
+
+class Proxy:
+    """Forwards ``127.0.0.1:port`` to ``target``."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._forwarding = threading.Event()
+        self._forwarding.set()
+        self._closed = threading.Event()
+        #: Bytes forwarded from clients to the target, in all.
+        self.bytes_up = 0
+        self._on_up: list[tuple[int, threading.Event]] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url_host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        """Close every open connection (both sides)."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for a, b in pairs:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def blackhole(self) -> None:
+        """Forward nothing, in either direction, on old or new connections."""
+        self._forwarding.clear()
+
+    def restore(self) -> None:
+        """Forward again."""
+        self._forwarding.set()
+
+    def when_up(self, count: int) -> threading.Event:
+        """An event set once ``count`` bytes have gone from clients to the target."""
+        event = threading.Event()
+        with self._lock:
+            if self.bytes_up >= count:
+                event.set()
+            else:
+                self._on_up.append((count, event))
+        return event
+
+    def close(self) -> None:
+        self._closed.set()
+        self._forwarding.set()
+        self._listener.close()
+        self.cut()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._forwarding.wait()
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._pairs.append((client, upstream))
+        self._pump(client, upstream)
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(client, selectors.EVENT_READ, upstream)
+        selector.register(upstream, selectors.EVENT_READ, client)
+        try:
+            while not self._closed.is_set():
+                if not self._forwarding.is_set():
+                    self._forwarding.wait(0.05)
+                    continue
+                for key, _ in selector.select(timeout=0.05):
+                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        data = source.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    try:
+                        key.data.sendall(data)
+                    except OSError:
+                        return
+                    if source is client:
+                        self._count_up(len(data))
+        finally:
+            selector.close()
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def _count_up(self, size: int) -> None:
+        with self._lock:
+            self.bytes_up += size
+            due = [(n, e) for n, e in self._on_up if self.bytes_up >= n]
+            self._on_up = [(n, e) for n, e in self._on_up if self.bytes_up < n]
+        for _, event in due:
+            event.set()
+
+
+@contextlib.contextmanager
+def proxy(host: str, port: int) -> Iterator[Proxy]:
+    """A proxy to ``host:port``, closed on exit."""
+    running = Proxy((host, port))
+    try:
+        yield running
+    finally:
+        running.close()
