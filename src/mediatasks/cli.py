@@ -731,6 +731,9 @@ def asset_upload(
                 name=name or file.name,
                 chunk_size=chunk_size,
                 on_progress=lambda sent, total: bar.update(row, completed=sent, total=total),
+                on_retry=lambda sent, why: bar.console.print(
+                    f"connection lost after {sent} bytes ({why}); resuming"
+                ),
             )
         if not as_json:
             resumed = " (resumed)" if upload.resumed else ""

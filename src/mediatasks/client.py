@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -245,12 +246,14 @@ def upload_file(
     retries: int = 10,
     retry_delay_s: float = 1.0,
     on_progress: Callable[[int, int], None] | None = None,
+    on_retry: Callable[[int, str], None] | None = None,
 ) -> Upload:
     """Upload ``path`` as a new asset (or go on with a kept upload of it) through tus.
 
     ``on_progress(sent, total)`` follows the offsets the server confirmed.  A dropped
-    connection is retried ``retries`` times, each after ``retry_delay_s``, from the server's
-    offset; a run that stops for good leaves the upload kept for the next one.
+    connection is retried up to ``retries`` times in a row, each after ``retry_delay_s``, from
+    the offset the server confirms (``on_retry(offset, why)`` says so); a run that stops for
+    good leaves the upload kept for the next one.
     """
     server = api.login.server
     key = _fingerprint(server, path)
@@ -281,31 +284,36 @@ def upload_file(
         }
         _save_book(book)
     total = path.stat().st_size
-    try:
-        uploader = tus_client.TusClient(upload.tus_endpoint).uploader(
-            file_path=str(path),
-            chunk_size=chunk_size,
-            metadata={"filename": path.name},
-            retries=retries,
-            retry_delay=retry_delay_s,  # a float is fine: it goes to time.sleep
-        )
-        if not uploader.url:
-            # Creation answers the asset's one upload URL, however often it is asked: a kept
-            # upload goes on from the offset the server has.
-            uploader.set_url(uploader.create_url())
+    failures = 0
+    uploader: Any = None
+    while True:
+        try:
+            if uploader is None:
+                uploader = tus_client.TusClient(upload.tus_endpoint).uploader(
+                    file_path=str(path), chunk_size=chunk_size, metadata={"filename": path.name}
+                )
+                # Creation answers the asset's one upload URL however often it is asked: a kept
+                # upload goes on from the offset the server has.
+                uploader.set_url(uploader.create_url())
             uploader.offset = uploader.get_offset()
-        if on_progress is not None:
-            on_progress(uploader.offset, total)
-        while uploader.offset < total:
-            uploader.upload_chunk()  # type: ignore[no-untyped-call]
             if on_progress is not None:
                 on_progress(uploader.offset, total)
-    except (tus_exceptions.TusCommunicationError, tus_exceptions.TusUploadFailed) as exc:
-        status = getattr(exc, "status_code", None)
-        detail = getattr(exc, "response_content", None) or exc
-        raise CallFailed(
-            f"the upload stopped ({status or 'no answer'}: {detail}); "
-            "run the same command again to resume it"
-        ) from exc
+            while uploader.offset < total:
+                uploader.upload_chunk()
+                failures = 0
+                if on_progress is not None:
+                    on_progress(uploader.offset, total)
+            break
+        except (tus_exceptions.TusCommunicationError, tus_exceptions.TusUploadFailed) as exc:
+            status = getattr(exc, "status_code", None)
+            why = f"{status or 'no answer'}: {getattr(exc, 'response_content', None) or exc}"
+            failures += 1
+            if failures > retries or (status is not None and 400 <= status < 500 and status != 409):
+                raise CallFailed(
+                    f"the upload stopped ({why}); run the same command again to resume it"
+                ) from exc
+            if on_retry is not None:
+                on_retry(uploader.offset if uploader is not None else 0, why)
+            time.sleep(retry_delay_s)
     forget_upload(server, path)
     return upload

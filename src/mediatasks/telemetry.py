@@ -70,7 +70,7 @@ CONTENT_TYPE: Final = exposition.CONTENT_TYPE_LATEST
 
 # No ``*_created`` series: they double the page for a time that process_start_time_seconds
 # already gives.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 #: Every metric of this process, and the process' own (CPU, memory, open files).
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
