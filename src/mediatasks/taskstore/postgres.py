@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -55,18 +56,22 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         )
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._opened = False
+        self._open_lock = threading.Lock()
         self._listener: psycopg.AsyncConnection[Any] | None = None
         #: The readiness checks' own connection, and the ping in flight on it.
         self._pinger: psycopg.AsyncConnection[Any] | None = None
         self._ping: asyncio.Task[None] | None = None
 
     def _ensure_open(self) -> None:
-        if not self._opened:
-            try:
-                self._pool.open(wait=True, timeout=10)
-            except (psycopg.Error, PoolTimeout) as exc:
-                raise errors.Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
-            self._opened = True
+        # The first calls may come from several threads at once (a worker's claim and its
+        # webhook sender): the pool must be opened by one of them.
+        with self._open_lock:
+            if not self._opened:
+                try:
+                    self._pool.open(wait=True, timeout=10)
+                except (psycopg.Error, PoolTimeout) as exc:
+                    raise errors.Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
+                self._opened = True
 
     def _in_tx(self, fn: Callable[[sqlstore.Tx], _T]) -> _T:
         self._ensure_open()
