@@ -94,8 +94,14 @@ class Server:
 
     @property
     def key(self) -> str:
-        """The bootstrap API key it printed (and kept in its data folder)."""
-        return (self.data_dir / "bootstrap-api-key").read_text().strip()
+        """The bootstrap API key it printed (and kept in its data folder, in the file of its
+        task store)."""
+        from mediatasks import service, settings
+
+        config = settings.Settings(
+            data_dir=self.data_dir, database_url=self.env.get("MEDIATASKS_DATABASE_URL", "")
+        )
+        return service.bootstrap_key_path(config).read_text().strip()
 
 
 @contextlib.contextmanager
