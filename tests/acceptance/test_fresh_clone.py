@@ -82,6 +82,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
+@pytest.mark.timeout(1200)  # a whole installation from the package index, and its removal
 def test_a_fresh_clone_serves_and_renders_an_mp3_without_root(place: Path) -> None:
     clone = place / "mediatasks"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
