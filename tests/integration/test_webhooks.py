@@ -204,12 +204,25 @@ async def test_resend_sends_the_same_event_again(service: Service) -> None:
         hook = await service.hook(receiver.url, ["task.spawned"])
         await service.add()
         await until(lambda: len(receiver.requests) == 1)
-        [entry] = (await service.client.get(f"/webhook/{hook['id']}/log")).json()
+
+        async def logged() -> list[dict[str, object]]:
+            answer: list[dict[str, object]] = (
+                await service.client.get(f"/webhook/{hook['id']}/log")
+            ).json()
+            return answer
+
+        # The attempt is logged once the receiver's answer is back, a moment after it arrives.
+        await until(lambda: _has_entries(logged()))
+        [entry] = await logged()
         again = await service.client.post(f"/webhook/{hook['id']}/log/{entry['id']}/resend")
         assert again.status_code == 200 and again.json()["success"] is True
         assert again.json()["id"] != entry["id"]
     assert len(receiver.requests) == 2 and len(receiver.unique) == 1
     assert all(valid for _, valid in receiver.requests)
+
+
+async def _has_entries(entries: Awaitable[list[dict[str, object]]]) -> bool:
+    return len(await entries) > 0
 
 
 def test_progress_events_are_throttled() -> None:
