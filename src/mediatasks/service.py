@@ -17,6 +17,8 @@ from typing import Any
 from mediatasks import assets, errors, fetch, tasks, taskstore, telemetry
 from mediatasks import settings as settings_module
 from mediatasks.blobstore import base as blobstore
+from mediatasks.ipfs import asset_storage, gateway
+from mediatasks.ipfs import pinning as ipfs_pinning
 from mediatasks.worker.handlers import upload
 
 __all__ = [
@@ -87,14 +89,45 @@ DUPLICATE_IMPORT_WINDOW = timedelta(minutes=15)
 
 
 def _upload_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The upload task's params from a request's options; what cannot be done is refused."""
     profiles = options.get("profiles")
     if profiles is not None and len(profiles) == 0:
         raise errors.InvalidInput("assets must have at least one profile")
+    if options.get("encryption") is not None:
+        raise errors.InvalidInput(
+            "encrypted uploads are not supported by this service: upload the file unencrypted"
+        )
+    if options.get("c2pa"):
+        raise errors.InvalidInput("C2PA signing is not supported by this service")
     return {
         key: options[key]
-        for key in ("profiles", "targetSegmentSizeSecs", "c2pa", "encryption", "staticMp4")
+        for key in ("profiles", "targetSegmentSizeSecs", "c2pa", "staticMp4")
         if options.get(key) is not None
     }
+
+
+def _creation_storage(
+    settings: settings_module.Settings, storage: Mapping[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """``storage`` of a new asset: ``storage.ipfs`` asks for an export to IPFS once the asset is
+    ready (the store starts it in the transaction that makes the asset ready)."""
+    if storage is None or "ipfs" not in storage:
+        return {}
+    spec = asset_storage.spec_of_request(storage["ipfs"])
+    if spec is None:
+        return {}
+    if ipfs_pinning.pinner_for(settings) is None:
+        raise errors.InvalidInput(ipfs_pinning.not_configured_message())
+    return {"ipfs": {"spec": spec, "updatedAt": int(now.timestamp() * 1000)}}
+
+
+def _creator_option(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options as kept: a bare ``creatorId`` becomes Livepeer's ``{type, value}`` object."""
+    kept = {key: value for key, value in options.items() if key not in ("storage", "encryption")}
+    creator = kept.get("creatorId")
+    if isinstance(creator, str):
+        kept["creatorId"] = {"type": "unverified", "value": creator}
+    return kept
 
 
 async def _create_upload(
@@ -106,6 +139,7 @@ async def _create_upload(
     source: Mapping[str, Any],
     params: Mapping[str, Any],
     options: Mapping[str, Any],
+    storage: Mapping[str, Any] | None,
     direct: bool,
 ) -> tuple[assets.Asset, tasks.Task]:
     asset_id = str(uuid.uuid4())
@@ -121,7 +155,8 @@ async def _create_upload(
             playback_id=playback_id,
             phase=assets.AssetPhase.UPLOADING if direct else assets.AssetPhase.WAITING,
             source=dict(source),
-            options=dict(options),
+            options=_creator_option(options),
+            storage=_creation_storage(settings, storage, datetime.now(UTC)),
         ),
         taskstore.NewTask(
             project_id=project_id,
@@ -142,26 +177,35 @@ async def import_from_url(
     name: str,
     url: str,
     options: Mapping[str, Any],
+    storage: Mapping[str, Any] | None = None,
 ) -> tuple[assets.Asset, tasks.Task, bool]:
     """Create an asset from a URL and the upload task that fills it.
 
-    The same URL imported again by the same project within 15 minutes, while the first import
-    is still under way, returns that import instead; the last value is whether it is new.
+    ``ipfs://`` and ``ar://`` URLs are read through the configured gateways: the task fetches
+    the gateway URL, which ``source.gatewayUrl`` shows.  The same URL imported again by the same
+    project within 15 minutes, while the first import is still under way, returns that import
+    instead; the last value is whether it is new.  ``storage`` with ``ipfs`` exports the asset to
+    IPFS once it is ready.
     """
-    fetch.check_url(url, allow_private=settings.allow_private_urls)
-    params = {"url": url, **_upload_params(options)}
+    fetched = gateway.http_url(url, settings)
+    fetch.check_url(fetched, allow_private=settings.allow_private_urls)
+    params = {"url": fetched, **_upload_params(options)}
     since = datetime.now(UTC) - DUPLICATE_IMPORT_WINDOW
     existing = await store.find_url_import(project_id, url, since=since)
     if existing is not None:
         return existing[0], existing[1], False
+    source = {"type": "url", "url": url}
+    if fetched != url:
+        source["gatewayUrl"] = fetched
     asset, task = await _create_upload(
         store,
         settings,
         project_id=project_id,
         name=name,
-        source={"type": "url", "url": url},
+        source=source,
         params=params,
         options=options,
+        storage=storage,
         direct=False,
     )
     return asset, task, True
@@ -174,6 +218,7 @@ async def request_upload(
     project_id: str,
     name: str,
     options: Mapping[str, Any],
+    storage: Mapping[str, Any] | None = None,
 ) -> tuple[assets.Asset, tasks.Task]:
     """Create an asset whose bytes the client will send; its task waits for them (pending)."""
     return await _create_upload(
@@ -184,6 +229,7 @@ async def request_upload(
         source={"type": "directUpload"},
         params=_upload_params(options),
         options=options,
+        storage=storage,
         direct=True,
     )
 
@@ -199,20 +245,23 @@ async def create_clip(
     project_id: str,
     playback_id: str,
     start_ms: float,
-    end_ms: float,
+    end_ms: float | None,
     name: str | None,
 ) -> tuple[assets.Asset, tasks.Task]:
     """Cut ``[start_ms, end_ms]`` (from the start of the asset) into a new asset of its own.
 
     Livepeer clips live streams by wall-clock time; this service has no streams, so a clip
-    takes an asset's playback id and milliseconds from that asset's start.
+    takes an asset's playback id and milliseconds from that asset's start.  Without ``end_ms``
+    the clip runs to the end of the asset.
     """
     parent = await store.asset_by_playback_id(playback_id, project_id)
     if parent.phase is not assets.AssetPhase.READY or "source" not in parent.media:
         raise errors.InvalidInput("the asset to clip is not ready")
+    duration_ms = float(parent.media.get("videoSpec", {}).get("duration", 0)) * 1000
+    if end_ms is None:
+        end_ms = duration_ms
     if end_ms <= start_ms:
         raise errors.InvalidInput("endTime must occur after startTime")
-    duration_ms = float(parent.media.get("videoSpec", {}).get("duration", 0)) * 1000
     if start_ms < 0 or end_ms > duration_ms + _CLIP_SLACK_MS:
         range_text = f"[{start_ms:g}, {end_ms:g}] ms"
         raise errors.InvalidInput(

@@ -146,8 +146,15 @@ class Settings(BaseSettings):
     pinata_api_url: str = "https://api.pinata.cloud"
     #: A Pinata JWT that pins the IPFS exports of every project when ``ipfs_api_url`` is not set.
     pinata_jwt: str = Field(default="", repr=False)
-    #: The gateway of ``videoFileGatewayUrl`` and ``storage.ipfs.gatewayUrl``: ``<it>/ipfs/<cid>``.
+    #: The IPFS gateway: ``ipfs://<cid>`` imports are fetched from ``<it>/ipfs/<cid>``, and
+    #: exports' ``videoFileGatewayUrl`` and ``storage.ipfs.gatewayUrl`` point there.
     ipfs_gateway_url: str = "https://ipfs.io"
+    #: The Arweave gateway: ``ar://<id>`` imports are fetched from ``<it>/<id>``.
+    arweave_gateway_url: str = "https://arweave.net"
+    #: The player that a ``player`` NFT metadata template links to (``animation_url`` with
+    #: ``?v=<playbackId>&loop=1``, ``external_url`` with ``?v=<playbackId>``).  Livepeer's own
+    #: player by default; point it at a player that reaches this service.
+    nft_player_url: str = "https://lvpr.tv/"
     #: Seconds an export target or an IPFS service may take to connect, or to take or send the
     #: next bytes.
     export_timeout_s: float = Field(default=60.0, gt=0)

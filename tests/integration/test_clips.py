@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,16 @@ async def test_clip_of_an_asset(
     assert task["params"]["clip"]["clipStrategy"]["startTime"] == 1000
     ready = (await client.get(f"/asset/{asset['id']}")).json()
     assert ready["status"]["phase"] == "ready"
-    assert ready["videoSpec"]["duration"] == pytest.approx(2.0)
+    # The clip's asset describes the clip itself: its own file, probed and hashed.
+    assert ready["videoSpec"]["duration"] == pytest.approx(2.0, abs=0.1)
+    source = (await client.get(f"/asset/{created['asset']['id']}")).json()
+    assert ready["videoSpec"]["bitrate"] != source["videoSpec"]["bitrate"]
     assert ready["downloadUrl"].endswith(".mp4")
+    mp4 = runtime.settings.media_dir / ready["downloadUrl"].split("/media/", 1)[1]
+    assert ready["size"] == mp4.stat().st_size
+    assert ready["hash"] == [
+        {"hash": hashlib.sha256(mp4.read_bytes()).hexdigest(), "algorithm": "sha256"}
+    ]
     master = runtime.settings.media_dir / "asset" / asset["playbackId"] / "hls" / "index.m3u8"
     for rendition in hlscheck.renditions(master):
         assert abs(rendition.duration_s - 2.0) < 0.1, rendition
@@ -77,7 +86,6 @@ async def test_clip_of_an_asset(
         ({**body, "endTime": 500}, 422),
         ({**body, "endTime": 9000}, 422),
         ({**body, "startTime": -5}, 422),
-        ({"playbackId": playback_id, "startTime": 0}, 422),
         ({**body, "playbackId": "nope"}, 404),
     ):
         response = await client.post("/clip", json=bad)
@@ -94,3 +102,16 @@ async def test_clip_of_an_asset(
         "/clip", json={**body, "playbackId": waiting["asset"]["playbackId"]}
     )
     assert not_ready.status_code == 422
+
+    # Without endTime a clip runs to the end; a clip can itself be clipped.
+    tail = await client.post("/clip", json={"playbackId": playback_id, "startTime": 3000})
+    assert tail.status_code == 200, tail.text
+    tail_task = await done(client, tail.json()["task"]["id"])
+    assert tail_task["params"]["clip"]["clipStrategy"]["endTime"] == pytest.approx(4000, abs=50)
+    tail_asset = (await client.get(f"/asset/{tail.json()['asset']['id']}")).json()
+    assert tail_asset["videoSpec"]["duration"] == pytest.approx(1.0, abs=0.1)
+    again = await client.post(
+        "/clip", json={"playbackId": asset["playbackId"], "startTime": 0, "endTime": 1000}
+    )
+    assert again.status_code == 200, again.text
+    assert (await done(client, again.json()["task"]["id"]))["status"]["phase"] == "completed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,7 @@ import pytest
 from mediatasks import app, assets, settings, taskstore
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore.memory import MemoryBlobStore
-from mediatasks.ipfs import cid
+from mediatasks.ipfs import cid, nft
 from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
 from tests.exporttargets import IpfsNode, Target, export_target, ipfs_node
@@ -309,24 +310,69 @@ async def test_ipfs_export_gives_the_reference_cid(service: Service, node: IpfsN
     task = await service.finish(task_id)
     assert task["status"]["phase"] == "completed", task
     expected = service.reference_cid(data)
+    added, metadata = node.adds
+    assert added.service == "kubo" and added.data == data and added.cid == expected
+    assert added.query["cid-version"] == "1" and added.query["raw-leaves"] == "true"
+    assert added.query["chunker"] == "size-262144"
+    # The NFT metadata of the default ("file") template is pinned after the video.
+    assert json.loads(metadata.data) == {
+        "name": "clip.mp4",
+        "description": 'Livepeer video from asset "clip.mp4"',
+        "image": nft.IMAGE_URL,
+        "animation_url": f"ipfs://{expected}",
+        "properties": {"video": f"ipfs://{expected}"},
+    }
+    metadata_cid = service.reference_cid(metadata.data)
+    assert metadata.cid == metadata_cid
     assert task["output"] == {
         "export": {
             "ipfs": {
                 "videoFileCid": expected,
                 "videoFileUrl": f"ipfs://{expected}",
                 "videoFileGatewayUrl": f"{GATEWAY}/ipfs/{expected}",
+                "nftMetadataCid": metadata_cid,
+                "nftMetadataUrl": f"ipfs://{metadata_cid}",
+                "nftMetadataGatewayUrl": f"{GATEWAY}/ipfs/{metadata_cid}",
             }
         }
     }
-    [added] = node.adds
-    assert added.service == "kubo" and added.data == data and added.cid == expected
-    assert added.query["cid-version"] == "1" and added.query["raw-leaves"] == "true"
-    assert added.query["chunker"] == "size-262144"
     storage = (await service.asset(asset_id))["storage"]
     assert storage["status"] == {"phase": "ready", "tasks": {"last": task_id}}
     assert storage["ipfs"]["cid"] == expected
     assert storage["ipfs"]["gatewayUrl"] == f"{GATEWAY}/ipfs/{expected}"
     assert storage["ipfs"]["spec"] == {}
+    assert storage["ipfs"]["nftMetadata"] == {
+        "cid": metadata_cid,
+        "url": f"ipfs://{metadata_cid}",
+        "gatewayUrl": f"{GATEWAY}/ipfs/{metadata_cid}",
+    }
+
+
+async def test_player_nft_metadata_with_overrides(service: Service, node: IpfsNode) -> None:
+    asset_id = await service.ready_asset()
+    playback_id = (await service.asset(asset_id))["playbackId"]
+    spec = {
+        "nftMetadataTemplate": "player",
+        "nftMetadata": {"name": "My NFT", "image": None, "properties": {"edition": 3}},
+    }
+    response = await service.client.post(f"/asset/{asset_id}/export", json={"ipfs": spec})
+    assert response.status_code == 201, response.text
+    assert response.json()["task"]["params"] == {"export": {"ipfs": spec}}
+    task = await service.finish(response.json()["task"]["id"])
+    assert task["status"]["phase"] == "completed", task
+    video, metadata = node.adds
+    assert json.loads(metadata.data) == {
+        "name": "My NFT",
+        "description": 'Livepeer video from asset "clip.mp4"',
+        "animation_url": f"https://lvpr.tv/?loop=1&v={playback_id}",
+        "external_url": f"https://lvpr.tv/?v={playback_id}",
+        "properties": {
+            "video": f"ipfs://{video.cid}",
+            "com.livepeer.playbackId": playback_id,
+            "edition": 3,
+        },
+    }
+    assert task["output"]["export"]["ipfs"]["nftMetadataCid"] == metadata.cid
 
 
 async def test_a_different_cid_from_the_node_fails_the_export(
@@ -365,10 +411,13 @@ async def test_pinata_credentials_of_the_request(
             f"/asset/{asset_id}/export", json={"ipfs": {"pinata": {"jwt": "my-jwt"}}}
         )
         assert response.status_code == 201, response.text
-        assert response.json()["task"]["params"]["export"]["ipfs"]["pinata"]["jwt"] == "***"
+        # Pinata credentials are write-only: no answer shows them, masked or not.
+        assert response.json()["task"]["params"] == {"export": {"ipfs": {}}}
+        assert "my-jwt" not in response.text
         task = await service.finish(response.json()["task"]["id"])
     assert task["status"]["phase"] == "completed", task
-    [added] = node.adds
+    added, metadata = node.adds
+    assert metadata.headers["authorization"] == "Bearer my-jwt"
     assert added.service == "pinata" and added.headers["authorization"] == "Bearer my-jwt"
     assert added.fields["pinataOptions"] == '{"cidVersion": 1}'
     assert task["output"]["export"]["ipfs"]["videoFileCid"] == added.cid
@@ -472,8 +521,16 @@ async def test_patch_round_trip(service: Service) -> None:
     again = response.json()
     assert again["name"] == "renamed" and again["creatorId"]["value"] == "c2"
     assert "playbackPolicy" not in again
-    for bad in ({"name": ""}, {"color": "red"}, {"playbackPolicy": {"type": "open"}}):
+    for bad in (
+        {"color": "red"},
+        {"playbackPolicy": {"type": "open"}},
+        {"creatorId": {"value": "no type"}},
+        {"storage": {"ipfs": {"spec": {}, "junk": 1}}},
+    ):
         assert (await service.client.patch(f"/asset/{asset_id}", json=bad)).status_code == 422
+    # The spec puts no bound on a name's length below: an empty one is a name.
+    response = await service.client.patch(f"/asset/{asset_id}", json={"name": ""})
+    assert response.status_code == 200 and response.json()["name"] == ""
 
 
 async def test_patch_storage_ipfs_exports_like_studio(service: Service, node: IpfsNode) -> None:
@@ -496,14 +553,14 @@ async def test_patch_storage_ipfs_exports_like_studio(service: Service, node: Ip
 
     # The same spec again changes nothing; a new spec exports again; removal is refused.
     await service.client.patch(f"/asset/{asset_id}", json={"storage": {"ipfs": {"spec": {}}}})
-    assert len(node.adds) == 1
+    assert len(node.adds) == 2  # the video and its NFT metadata
     response = await service.client.patch(
         f"/asset/{asset_id}", json={"storage": {"ipfs": {"spec": {"nftMetadataTemplate": "file"}}}}
     )
     second = response.json()["storage"]["status"]["tasks"]["pending"]
     assert second != task_id
     assert (await service.finish(second))["status"]["phase"] == "completed"
-    assert len(node.adds) == 2
+    assert len(node.adds) == 4
     response = await service.client.patch(f"/asset/{asset_id}", json={"storage": {"ipfs": False}})
     assert response.status_code == 422
     assert response.json() == {"errors": ["Cannot remove asset from IPFS"]}
@@ -526,7 +583,7 @@ async def test_patch_storage_of_an_asset_that_is_not_ready(service: Service) -> 
     ("content", "stored"),
     [
         ({"b": [1, 2.5, None], "a": "é"}, '{"a":"é","b":[1,2.5,null]}'.encode()),
-        ("Hello, World!", b"Hello, World!"),
+        ({"data": "Hello, World!"}, b'{"data":"Hello, World!"}'),
     ],
 )
 async def test_export_data_puts_the_document_on_ipfs(
@@ -548,6 +605,9 @@ async def test_export_data_puts_the_document_on_ipfs(
 
 async def test_export_data_refuses_a_missing_or_huge_document(service: Service) -> None:
     assert (await service.client.post("/data/export", json={})).status_code == 422
-    huge = {"content": "x" * (1024 * 1024 + 1)}
+    # The spec's content is an object: a bare text is refused.
+    text = await service.client.post("/data/export", json={"content": "Hello"})
+    assert text.status_code == 422
+    huge = {"content": {"x": "x" * (1024 * 1024 + 1)}}
     response = await service.client.post("/data/export", json=huge)
     assert response.status_code == 422 and "limit" in response.json()["errors"][0]

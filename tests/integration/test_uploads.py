@@ -75,7 +75,17 @@ async def test_upload_urls_are_signed(client: httpx.AsyncClient) -> None:
         headers={"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
     )
     assert patched.status_code == 403
-    assert (await client.post("/asset/request-upload", json={"name": ""})).status_code == 422
+    for bad in (
+        {},
+        {"name": "x", "creatorId": {"value": "no type"}},
+        {"name": "x", "storage": {"ipfs": {"spec": {}, "junk": 1}}},
+        {"name": "x", "storage": {"ipfs": {"spec": {"nftMetadataTemplate": "poster"}}}},
+        {"name": "x", "targetSegmentSizeSecs": 4e107},
+        {"name": "x", "encryption": {"encryptedKey": "k"}},
+    ):
+        response = await client.post("/asset/request-upload", json=bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["errors"]
 
 
 async def test_a_repeated_url_import_returns_the_first(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,8 @@
 The object, stored as it is shown::
 
     {"ipfs":   {"spec": {...}, "cid": "bafy...", "url": "ipfs://bafy...",
-                "gatewayUrl": "https://ipfs.io/ipfs/bafy...", "updatedAt": <ms>},
+                "gatewayUrl": "https://ipfs.io/ipfs/bafy...", "updatedAt": <ms>,
+                "nftMetadata": {"cid": "bafk...", "url": "ipfs://bafk...", "gatewayUrl": "..."}},
      "status": {"phase": "waiting"|"processing"|"ready"|"failed",
                 "progress"?: 0..1, "errorMessage"?: "...",
                 "tasks": {"pending"?: <task id>, "last"?: <task id>, "failed"?: <task id>}}}
@@ -106,6 +107,12 @@ def follow(storage: Mapping[str, Any], task: tasks.Task, now_ms: int) -> dict[st
                 url=exported.get("videoFileUrl"),
                 gatewayUrl=exported.get("videoFileGatewayUrl"),
             )
+        if exported.get("nftMetadataCid"):
+            ipfs["nftMetadata"] = {
+                "cid": exported["nftMetadataCid"],
+                "url": exported.get("nftMetadataUrl"),
+                "gatewayUrl": exported.get("nftMetadataGatewayUrl"),
+            }
         ipfs["updatedAt"] = now_ms
         return {
             **storage,

@@ -64,6 +64,9 @@ class NewAsset:
     phase: assets.AssetPhase
     source: Mapping[str, Any]
     options: Mapping[str, Any]
+    #: Livepeer's ``storage`` from the start: an IPFS spec asked for at creation, exported once
+    #: the asset is ready.
+    storage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -190,6 +190,35 @@ class ExportRows(abc.ABC):
 
         return await self._change(run)
 
+    def _export_when_ready(
+        self, tx: Any, row: Mapping[str, Any], filled_by: tasks.Task, now_ms: int
+    ) -> None:
+        """Start the IPFS export that an asset asked for at its creation, now that it is ready.
+
+        Called by the transaction that makes the asset ready, so the export exists exactly when
+        the asset is ready; an asset whose storage already has an export task is left alone.
+        """
+        storage = load_json(row["storage"])
+        spec = asset_storage.current_spec(storage)
+        if spec is None or storage.get("status"):
+            return
+        new = base.NewTask(
+            id=str(uuid.uuid4()),
+            project_id=row["project_id"],
+            type=tasks.TaskType.EXPORT,
+            params={"ipfs": dict(spec)},
+            max_retries=filled_by.max_retries,
+            input_asset_id=row["id"],
+        )
+        assert new.id is not None
+        changed = self._revise(
+            tx, row, now_ms, storage=asset_storage.requested(storage, spec, new.id, now_ms)
+        )
+        if changed is None:  # cannot happen inside the transaction that just wrote the row
+            raise errors.Conflict("the asset changed while its IPFS export was started")
+        self._insert_task(tx, new, now_ms)
+        tx.emit("asset.updated", "asset", changed)
+
     # -- following export tasks ------------------------------------------------------------------
     def _follow_export(self, tx: Any, task: tasks.Task, now_ms: int) -> None:
         """Move ``storage`` of the asset that ``task`` exports, if ``task`` is its pending one."""

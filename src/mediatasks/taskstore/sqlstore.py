@@ -424,6 +424,7 @@ class SqlTaskStore(
                     "phase": str(asset.phase),
                     "source": self._json(dict(asset.source)),
                     "options": self._json(dict(asset.options)),
+                    "storage": self._json(dict(asset.storage)),
                     "now": now_ms,
                 },
             )
@@ -604,6 +605,7 @@ class SqlTaskStore(
                 )
                 if changed is not None:
                     self._emit_asset(tx, changed)
+                    self._export_when_ready(tx, changed, task, now_ms)
             return task
 
         return await self._change(run)

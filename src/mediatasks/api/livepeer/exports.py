@@ -34,6 +34,7 @@ __all__ = [
     "DataExportBody",
     "ExportTaskBody",
     "router",
+    "storage_request",
 ]
 
 router = APIRouter()
@@ -41,7 +42,9 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
 
 
 class PinataCredentials(_Body):
@@ -111,48 +114,36 @@ class ExportTaskBody(_Body):
         return self
 
 
-class CreatorId(_Body):
-    """A creator id in its object form."""
-
-    type: Literal["unverified"]
-    value: str = Field(min_length=1)
-
-
-class IpfsSpec(_Body):
-    """What an asset stored on IPFS is exported with."""
-
-    nft_metadata_template: Literal["file", "player"] | None = None
-    nft_metadata: dict[str, Any] | None = None
-
-
-class IpfsStorage(_Body):
-    """``storage.ipfs`` in its object form; ``spec: null`` means removal."""
-
-    spec: IpfsSpec | None = None
-
-
-class StorageBody(_Body):
-    """``storage`` of an asset update: ``ipfs`` is ``true``, ``{"spec": {...}}``, or removal."""
-
-    ipfs: bool | IpfsStorage | None = None
-
-
 class AssetPatchBody(_Body):
     """Livepeer's ``asset-patch-payload``."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=500)
-    creator_id: str | CreatorId | None = None
+    name: str | None = None
+    creator_id: schemas.InputCreatorId | None = None
     playback_policy: schemas.PlaybackPolicy | None = None
-    storage: StorageBody | None = None
+    storage: schemas.StorageBody | None = None
 
 
 class DataExportBody(_Body):
     """``POST /data/export``: a JSON value or a text to put on IPFS."""
 
-    content: dict[str, Any] | list[Any] | str | int | float | bool
+    #: A JSON object, as the spec's ``params.exportData.content`` is.
+    content: dict[str, Any]
     ipfs: IpfsExportBody = Field(default_factory=IpfsExportBody)
     #: What the content is (Studio writes ``attestation``); kept in the task's params.
     type: str | None = Field(default=None, max_length=200)
+
+
+def storage_request(body: schemas.StorageBody | None) -> dict[str, Any] | None:
+    """``storage`` as the use cases take it (``{"ipfs": true | false | null | {"spec": ...}}``),
+    or ``None`` when the request says nothing about IPFS."""
+    if body is None or "ipfs" not in body.model_fields_set:
+        return None
+    ipfs = body.ipfs
+    if isinstance(ipfs, schemas.IpfsStorage):
+        spec = ipfs.spec
+        dumped = None if spec is None else spec.model_dump(by_alias=True, exclude_none=True)
+        return {"ipfs": {"spec": dumped}}
+    return {"ipfs": ipfs}
 
 
 async def _task_answer(runtime: Runtime, request: Request, task: Any) -> dict[str, Any]:
@@ -199,17 +190,7 @@ async def patch_asset(
         options["playbackPolicy"] = (
             None if policy is None else policy.model_dump(by_alias=True, exclude_none=True)
         )
-    storage = None
-    if body.storage is not None and "ipfs" in body.storage.model_fields_set:
-        ipfs = body.storage.ipfs
-        if isinstance(ipfs, IpfsStorage):
-            spec = ipfs.spec
-            ipfs_value: Any = {
-                "spec": None if spec is None else spec.model_dump(by_alias=True, exclude_none=True)
-            }
-        else:
-            ipfs_value = ipfs
-        storage = {"ipfs": ipfs_value}
+    storage = storage_request(body.storage)
     try:
         asset, _ = await export.patch_asset(
             runtime.store,
@@ -229,10 +210,10 @@ async def patch_asset(
 async def export_data(
     body: DataExportBody, request: Request, project: Project, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    """Put a JSON value or a text on IPFS: an ``export-data`` task, 201 ``{"task": ...}``.
+    """Put a JSON object on IPFS: an ``export-data`` task, 201 ``{"task": ...}``.
 
-    Its output is ``{"exportData": {"ipfs": {"cid": ...}}}``.  A text is stored as its UTF-8
-    bytes, any other value as compact JSON with sorted keys.  This endpoint is this service's:
+    Its output is ``{"exportData": {"ipfs": {"cid": ...}}}``; the document is compact JSON with
+    sorted keys.  This endpoint is this service's:
     Studio creates ``export-data`` tasks only from ``POST /experiment/-/attestation``.
     """
     task = await export.export_document(

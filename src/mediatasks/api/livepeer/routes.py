@@ -169,6 +169,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
             name=body.name,
             url=body.url,
             options=options,
+            storage=exports.storage_request(body.storage),
         )
         if not created:
             response.status_code = 200
@@ -183,8 +184,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     ) -> dict[str, Any]:
         """Cut a clip of an asset into a new asset.  Unlike Livepeer, which clips live streams
         by wall-clock time, ``playbackId`` names an asset and ``startTime``/``endTime`` are
-        milliseconds from its start; ``endTime`` must be after ``startTime`` and within the
-        asset (422 otherwise)."""
+        milliseconds from its start; ``endTime`` (the end of the asset when left out) must be
+        after ``startTime`` and within the asset (422 otherwise)."""
         asset, task = await service.create_clip(
             runtime.store,
             runtime.settings,

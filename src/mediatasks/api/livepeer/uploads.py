@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.requests import ClientDisconnect
 
 from mediatasks import assets, errors, service, signing, tasks
-from mediatasks.api.livepeer import schemas, wire
+from mediatasks.api.livepeer import exports, schemas, wire
 from mediatasks.api.livepeer.auth import ApiError, Project, runtime_of
 from mediatasks.api.runtime import Runtime
 
@@ -138,7 +138,12 @@ async def request_upload(
 ) -> dict[str, Any]:
     options = body.model_dump(by_alias=True, exclude_none=True, exclude={"name"})
     asset, task = await service.request_upload(
-        runtime.store, runtime.settings, project_id=project, name=body.name, options=options
+        runtime.store,
+        runtime.settings,
+        project_id=project,
+        name=body.name,
+        options=options,
+        storage=exports.storage_request(body.storage),
     )
     base = runtime.base_url(str(request.base_url))
     token = upload_token(runtime, asset)

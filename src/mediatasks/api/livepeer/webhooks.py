@@ -1,7 +1,8 @@
 """``/webhook``: CRUD as the official SDK expects it, and the delivery log.
 
 Create, update and delete answer 200 with the whole webhook: a deliberate difference from
-Studio's 201, ``{id}`` and 204, which make the SDK raise.  An update that leaves out
+Studio's 201, ``{id}`` and 204, which make the SDK raise.  ``sharedSecret`` is write-only: no
+answer ever shows it.  An update that leaves out
 ``sharedSecret`` keeps the secret the webhook has (the SDK's update sends none); an empty string
 removes it.
 """
@@ -35,8 +36,6 @@ def webhook_json(hook: taskstore.Webhook) -> dict[str, Any]:
         "projectId": hook.project_id,
         "createdAt": wire.ms(hook.created_at),
     }
-    if hook.shared_secret:
-        body["sharedSecret"] = hook.shared_secret
     status: dict[str, Any] = {}
     if hook.last_triggered_at is not None:
         status["lastTriggeredAt"] = wire.ms(hook.last_triggered_at)
@@ -48,7 +47,14 @@ def webhook_json(hook: taskstore.Webhook) -> dict[str, Any]:
 
 
 def log_json(entry: taskstore.WebhookLogEntry) -> dict[str, Any]:
-    """One delivery attempt as Livepeer's ``WebhookLog``."""
+    """One delivery attempt as Livepeer's ``WebhookLog``.
+
+    An attempt that got no answer (a refused address, a timeout) has no status: its error is
+    shown as the response's ``statusText``.
+    """
+    response = {k: v for k, v in entry.response.items() if k in ("body", "status", "statusText")}
+    if "error" in entry.response and "statusText" not in response:
+        response["statusText"] = str(entry.response["error"])
     return {
         "id": entry.id,
         "webhookId": entry.webhook_id,
@@ -57,7 +63,7 @@ def log_json(entry: taskstore.WebhookLogEntry) -> dict[str, Any]:
         "duration": entry.duration_ms / 1000,
         "success": entry.success,
         "request": dict(entry.request),
-        "response": dict(entry.response),
+        "response": response,
     }
 
 

@@ -7,12 +7,21 @@ and credentials in URLs are masked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from mediatasks import assets, fetch, tasks
 
-__all__ = ["PARAMS_KEY", "VISIBLE_TYPES", "asset_json", "eta", "ms", "task_json"]
+__all__ = [
+    "PARAMS_KEY",
+    "VISIBLE_TYPES",
+    "asset_json",
+    "eta",
+    "ms",
+    "public_params",
+    "task_json",
+]
 
 #: The key under which each task type's params (and output) appear.
 PARAMS_KEY: dict[str, str] = {
@@ -39,13 +48,14 @@ def ms(moment: datetime) -> int:
 _SECRET_FIELDS = frozenset(
     {"jwt", "apikey", "apisecret", "authorization", "proxy-authorization", "cookie", "x-api-key"}
 )
+_MASK = "***"
 
 
 def _mask(value: Any) -> Any:
     """Mask credentials in every URL found in ``value``, and the values of secret fields."""
     if isinstance(value, dict):
         return {
-            k: "***" if k.lower() in _SECRET_FIELDS and isinstance(v, str) else _mask(v)
+            k: _MASK if k.lower() in _SECRET_FIELDS and isinstance(v, str) else _mask(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -53,6 +63,62 @@ def _mask(value: Any) -> Any:
     if isinstance(value, str) and "://" in value:
         return fetch.redact_url(value)
     return value
+
+
+def _pick(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` of a mapping that are present; nothing when ``value`` is not a mapping."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {key: value[key] for key in keys if value.get(key) is not None}
+
+
+def _export_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``export-task-params``; a custom export's header values are all masked (they are how a
+    target authenticates), and Pinata credentials are write-only."""
+    custom = params.get("custom")
+    if isinstance(custom, Mapping):
+        shown = _pick(custom, ("url", "method"))
+        headers = custom.get("headers")
+        if isinstance(headers, Mapping) and headers:
+            shown["headers"] = dict.fromkeys(headers, _MASK)
+        return {"custom": shown}
+    return {"ipfs": _pick(params.get("ipfs"), ("nftMetadataTemplate", "nftMetadata"))}
+
+
+def _transcode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    shown = _pick(params, ("profiles", "targetSegmentSizeSecs", "creatorId", "c2pa", "outputs"))
+    for key in ("input", "storage"):
+        if isinstance(params.get(key), Mapping):
+            shown[key] = _pick(params[key], ("url",))
+    return shown
+
+
+def public_params(task: tasks.Task) -> dict[str, Any]:
+    """A task's ``params`` as the spec's ``task.params`` has them, credentials masked.
+
+    Only the fields that the spec names are shown: what the service keeps for itself (where an
+    upload's bytes are, ``staticMp4``) stays inside, and write-only fields (Pinata credentials)
+    never come back.
+    """
+    params = task.params
+    shown: dict[str, Any]
+    if task.type == tasks.TaskType.UPLOAD:
+        shown = _pick(params, ("url", "c2pa", "profiles", "targetSegmentSizeSecs"))
+    elif task.type == tasks.TaskType.CLIP:
+        strategy = _pick(params.get("clipStrategy"), ("startTime", "endTime", "playbackId"))
+        shown = {"clipStrategy": strategy}
+        if task.input_asset_id:
+            shown["inputId"] = task.input_asset_id
+    elif task.type == tasks.TaskType.EXPORT:
+        shown = _export_params(params)
+    elif task.type == tasks.TaskType.EXPORT_DATA:
+        shown = _pick(params, ("content", "type", "id"))
+        shown["ipfs"] = _pick(params.get("ipfs"), ("nftMetadataTemplate", "nftMetadata"))
+    elif task.type == tasks.TaskType.TRANSCODE_FILE:
+        shown = _transcode_params(params)
+    else:
+        shown = dict(params)
+    return {PARAMS_KEY.get(task.type, task.type): _mask(shown)}
 
 
 def eta(task: tasks.Task, now: datetime) -> datetime | None:
@@ -94,7 +160,7 @@ def task_json(
         "type": task.type,
         "createdAt": ms(task.created_at),
         "projectId": task.project_id,
-        "params": {PARAMS_KEY.get(task.type, task.type): _mask(task.params)},
+        "params": public_params(task),
         "status": status,
     }
     if task.scheduled_at is not None:
@@ -135,13 +201,12 @@ def asset_json(asset: assets.Asset, *, base_url: str) -> dict[str, Any]:
         body["storage"] = _mask(dict(asset.storage))
     options = asset.options
     creator = options.get("creatorId")
+    if isinstance(creator, Mapping):  # assets created before creatorId was checked: a bare value
+        creator = creator.get("value")
     if isinstance(creator, str):
         body["creatorId"] = {"type": "unverified", "value": creator}
-    elif isinstance(creator, dict):
-        body["creatorId"] = creator
-    for key in ("playbackPolicy", "staticMp4"):
-        if options.get(key) is not None:
-            body[key] = options[key]
+    if options.get("playbackPolicy") is not None:
+        body["playbackPolicy"] = options["playbackPolicy"]
     media = asset.media
     if asset.phase is assets.AssetPhase.READY:
         base = base_url.rstrip("/")

@@ -139,9 +139,9 @@ GROUP BY type, phase;
 
 -- name: insert_asset
 -- Create an asset.
-INSERT INTO assets (id, project_id, name, playback_id, phase, source, options, created_at,
-                    updated_at)
-VALUES (:id, :project_id, :name, :playback_id, :phase, :source, :options, :now, :now)
+INSERT INTO assets (id, project_id, name, playback_id, phase, source, options, storage,
+                    created_at, updated_at)
+VALUES (:id, :project_id, :name, :playback_id, :phase, :source, :options, :storage, :now, :now)
 RETURNING *;
 
 -- name: get_asset

@@ -13,8 +13,11 @@
   ``ipfs.pinning.pinner_for`` picks, its CID is computed on the way (``ipfs.cid``, exactly as
   ``ipfs add --cid-version=1``) and must equal the service's answer.  The output is Livepeer's
   ``{"export": {"ipfs": {"videoFileCid", "videoFileUrl": "ipfs://<cid>",
-  "videoFileGatewayUrl": "<gateway>/ipfs/<cid>"}}}``.  With no IPFS service configured the task
-  fails with a message that says so: a CID that no node serves is not an export.
+  "videoFileGatewayUrl": "<gateway>/ipfs/<cid>", "nftMetadataCid", "nftMetadataUrl",
+  "nftMetadataGatewayUrl"}}}``: the NFT metadata document (``ipfs.nft``, from the
+  ``nftMetadataTemplate`` with ``nftMetadata`` merged in) is pinned after the video, as Livepeer
+  does.  With no IPFS service configured the task fails with a message that says so: a CID that
+  no node serves is not an export.
 
 ``export-data`` puts its ``content`` on IPFS the same way: a string as its UTF-8 bytes, anything
 else as compact JSON with sorted keys (stable whatever database kept the params; Go's
@@ -37,7 +40,7 @@ from pydantic.alias_generators import to_camel
 
 from mediatasks import assets, errors, fetch
 from mediatasks import settings as settings_module
-from mediatasks.ipfs import cid, pinning
+from mediatasks.ipfs import cid, nft, pinning
 from mediatasks.worker import handler, outcome
 
 __all__ = [
@@ -124,6 +127,26 @@ class ExportHandler:
         found = await _put_on_ipfs(
             ctx.settings, params.ipfs, source, size_bytes, filename=asset.name, on_sent=on_sent
         )
+        document = nft.document(
+            nft.metadata(
+                name=asset.name,
+                playback_id=asset.playback_id,
+                video_cid=found,
+                template=params.ipfs.nft_metadata_template,
+                overrides=params.ipfs.nft_metadata,
+                player_url=ctx.settings.nft_player_url,
+            )
+        )
+        path = ctx.workdir / "nft-metadata.json"
+        await asyncio.to_thread(path.write_bytes, document)
+        metadata_cid = await _put_on_ipfs(
+            ctx.settings,
+            params.ipfs,
+            path,
+            len(document),
+            filename=f"metadata-{asset.playback_id}",
+            on_sent=_no_progress,
+        )
         await ctx.report_progress(1.0)
         gateway = ctx.settings.ipfs_gateway_url.rstrip("/")
         return outcome.Complete(
@@ -133,6 +156,9 @@ class ExportHandler:
                         "videoFileCid": found,
                         "videoFileUrl": f"ipfs://{found}",
                         "videoFileGatewayUrl": f"{gateway}/ipfs/{found}",
+                        "nftMetadataCid": metadata_cid,
+                        "nftMetadataUrl": f"ipfs://{metadata_cid}",
+                        "nftMetadataGatewayUrl": f"{gateway}/ipfs/{metadata_cid}",
                     }
                 }
             }
@@ -186,6 +212,10 @@ async def _source_file(ctx: handler.Context, asset: assets.Asset) -> Path:
         raise errors.Unretriable("the asset's source file is missing") from exc
     await ctx.report_progress(0.1)
     return dest
+
+
+async def _no_progress(sent_bytes: int) -> None:
+    """The metadata document is small: its sending reports no progress of its own."""
 
 
 def _sent_progress(ctx: handler.Context, size_bytes: int, *, start: float) -> SentFunc:

@@ -16,7 +16,6 @@ it again if the task cannot be completed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -120,9 +119,8 @@ class UploadHandler:
                 videoSpec=spec.to_wire(),
                 source=f"{prefix}/video",
             )
-        else:  # a clip has no source file of its own; it lasts as long as its range
-            clipped = dataclasses.replace(spec, duration_s=clip[1] - clip[0])
-            media["videoSpec"] = clipped.to_wire()
+        else:
+            media.update(await _clip_media(output, static_mp4s))
         await ctx.report_progress(1.0)
         if static_mp4s:
             media["staticMp4s"] = static_mp4s
@@ -160,6 +158,31 @@ async def _publish_mp4s(
     return published
 
 
+async def _clip_media(output: hls.HlsOutput, static_mp4s: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a clip's asset says of itself: its best MP4 is its source file, probed and hashed
+    (its own duration and bitrates, not those of the asset it was cut from)."""
+    if not static_mp4s:
+        raise errors.Unretriable("the clip produced no MP4 file")
+    best = static_mp4s[0]
+    path = next(path for path in output.mp4s if best["key"].endswith("/" + path.name))
+    spec = await asyncio.to_thread(probe.probe, path)
+    sha256 = await asyncio.to_thread(_sha256, path)
+    return {
+        "source": best["key"],
+        "size": best["size"],
+        "hash": [{"hash": sha256, "algorithm": "sha256"}],
+        "videoSpec": spec.to_wire(),
+    }
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Download:
     """The uploaded source, copied from the blob store into the work folder and hashed."""
     try:
@@ -167,19 +190,11 @@ async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Downloa
     except errors.NotFound as exc:
         raise errors.Unretriable("the uploaded file is missing") from exc
 
-    def digest() -> str:
-        sha = hashlib.sha256()
-        with dest.open("rb") as file:
-            while chunk := file.read(1 << 20):
-                sha.update(chunk)
-        return sha.hexdigest()
-
     size = dest.stat().st_size
     if size == 0:
         raise errors.Unretriable("the source file is empty")
-    return fetch.Download(
-        size_bytes=size, sha256=await asyncio.to_thread(digest), content_type=None, final_url=""
-    )
+    sha256 = await asyncio.to_thread(_sha256, dest)
+    return fetch.Download(size_bytes=size, sha256=sha256, content_type=None, final_url="")
 
 
 def _download_progress(ctx: handler.Context) -> Any:
