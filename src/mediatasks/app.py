@@ -14,8 +14,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediatasks import __version__, blobstore, health, taskstore, telemetry
 from mediatasks import settings as settings_module
@@ -76,6 +78,16 @@ def create_app(
     app.add_middleware(telemetry.HttpMetrics)
     app.include_router(health.router)
     depth = telemetry.QueueDepth(opened.store, timeout_s=settings.readiness_timeout_s)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def outer_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path that reaches no mount (``/api/task/x%0A``: a mount's pattern stops at a
+        newline) still answers in its dialect's error shape."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"errors": [str(exc.detail)]}, status_code=exc.status_code, headers=exc.headers
+            )
+        return await http_exception_handler(request, exc)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

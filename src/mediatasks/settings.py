@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     #: Seconds a whole download may take.
     download_total_timeout_s: float = Field(default=3600.0, gt=0)
 
+    #: Largest JSON request body that ``/api`` reads; a larger one answers 413.
+    max_json_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Longest ``name`` (of an asset, a webhook...) that ``/api`` accepts, in characters.
+    max_name_chars: int = Field(default=500, gt=0)
+    #: Longest other string in an ``/api`` request body (URLs, ids, metadata), in characters.
+    max_string_chars: int = Field(default=8192, gt=0)
+    #: Deepest nesting of objects and arrays in an ``/api`` request body.
+    max_json_depth: int = Field(default=32, gt=0)
+
     #: An FFmpeg binary to use instead of the one in the ``imageio-ffmpeg`` wheel.
     ffmpeg_path: str = ""
     #: x264 preset for the ladder: a speed/size trade-off.

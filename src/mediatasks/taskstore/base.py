@@ -85,6 +85,9 @@ class Query:
     project_id: str
     limit: int = 20
     offset: int = 0
+    #: Keyset paging: the page starts after the row with these values of the order's columns
+    #: and ``id`` (``Page.next_after`` of the page before).  ``offset`` is ignored then.
+    after: Sequence[Any] | None = None
     #: ``(field, descending)`` pairs; the fields are a fixed list.
     order: Sequence[tuple[str, bool]] = (("updated_at", True), ("created_at", True))
     filters: Sequence[Filter] = ()
@@ -99,6 +102,8 @@ class Page(Generic[_T]):
 
     items: Sequence[_T]
     total: int | None = None
+    #: Where the next page starts (``Query.after``), when there is one.
+    next_after: tuple[Any, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mediatasks import assets, errors, tasks
-from mediatasks.taskstore import accessstore, base, exportstore, uploadstore, webhookstore
+from mediatasks.taskstore import (
+    accessstore,
+    base,
+    exportstore,
+    listing,
+    uploadstore,
+    webhookstore,
+)
 from mediatasks.taskstore.rows import (
     asset_from_row,
     from_ms,
@@ -49,8 +56,6 @@ TASK_FIELDS = frozenset(
 )
 #: Columns an asset list may filter and order on.
 ASSET_FIELDS = frozenset({"id", "name", "phase", "playback_id", "created_at", "updated_at"})
-_TIME_FIELDS = frozenset({"created_at", "updated_at"})
-_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE"}
 
 
 class Tx(Protocol):
@@ -284,53 +289,23 @@ class SqlTaskStore(
             raise errors.InvalidTransition(f"cannot {what} a task that is {phase}")
         return task_from_row(row)
 
-    def _where(self, query: base.Query, allowed: frozenset[str]) -> tuple[str, str, dict[str, Any]]:
-        """The WHERE and ORDER BY clauses of a list query, from whitelisted fields only."""
-        clauses = [f"project_id = {self._placeholder('project_id')}"]
-        params: dict[str, Any] = {"project_id": query.project_id}
-        for i, cond in enumerate(query.filters):
-            if cond.field not in allowed or cond.op not in _OPS:
-                raise errors.InvalidInput(f"cannot filter on {cond.field}")
-            name = f"f{i}"
-            value: Any = cond.value
-            if cond.field in _TIME_FIELDS and isinstance(value, int | float):
-                value = int(value)
-            column = cond.field
-            if cond.op == "like":
-                column, value = f"lower({column})", f"%{str(value).lower()}%"
-            clauses.append(f"{column} {_OPS[cond.op]} {self._placeholder(name)}")
-            params[name] = value
-        if query.types and "type" in allowed:
-            marks = []
-            for i, task_type in enumerate(query.types):
-                params[f"y{i}"] = task_type
-                marks.append(self._placeholder(f"y{i}"))
-            clauses.append(f"type IN ({', '.join(marks)})")
-        order = []
-        for field, descending in query.order:
-            if field not in allowed:
-                raise errors.InvalidInput(f"cannot order by {field}")
-            order.append(f"{field} {'DESC' if descending else 'ASC'}")
-        order.append("id DESC")
-        return " AND ".join(clauses), ", ".join(order), params
-
     def _page(
         self, table: str, query: base.Query, allowed: frozenset[str]
-    ) -> Callable[[Tx], tuple[list[dict[str, Any]], int | None]]:
-        where, order, params = self._where(query, allowed)
-        if table == "assets":
-            where += " AND phase <> 'deleted'"
-        select = (
-            f"SELECT * FROM {table} WHERE {where} ORDER BY {order} "
-            f"LIMIT {self._placeholder('limit')} OFFSET {self._placeholder('offset')}"
+    ) -> Callable[[Tx], tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]]:
+        """A page of ``table`` (``taskstore.listing`` builds its SQL), its total when asked
+        for, and where the next page starts."""
+        sql = listing.build(
+            table,
+            query,
+            allowed,
+            self._placeholder,
+            extra_where="phase <> 'deleted'" if table == "assets" else "",
         )
-        count = f"SELECT count(*) AS n FROM {table} WHERE {where}"
-        page_params = {**params, "limit": query.limit, "offset": query.offset}
 
-        def run(tx: Tx) -> tuple[list[dict[str, Any]], int | None]:
-            found = tx.rows(select, page_params)
-            total = tx.rows(count, params)[0]["n"] if query.with_total else None
-            return found, total
+        def run(tx: Tx) -> tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]:
+            found, after = listing.next_key(tx.rows(sql.select, sql.params), sql, query.limit)
+            total = tx.rows(sql.count, sql.count_params)[0]["n"] if query.with_total else None
+            return [dict(row) for row in found], total, after
 
         return run
 
@@ -458,8 +433,9 @@ class SqlTaskStore(
         return task_from_row(row)
 
     async def list_tasks(self, query: base.Query) -> base.Page[tasks.Task]:
-        found, total = await self._read(self._page("tasks", query, TASK_FIELDS))
-        return base.Page(items=[task_from_row(row) for row in found], total=total)
+        found, total, after = await self._read(self._page("tasks", query, TASK_FIELDS))
+        items = [task_from_row(row) for row in found]
+        return base.Page(items=items, total=total, next_after=after)
 
     async def list_events(
         self, task_id: str, *, after_id: int = 0, limit: int = 1000
@@ -807,8 +783,9 @@ class SqlTaskStore(
         return asset_from_row(row)
 
     async def list_assets(self, query: base.Query) -> base.Page[assets.Asset]:
-        found, total = await self._read(self._page("assets", query, ASSET_FIELDS))
-        return base.Page(items=[asset_from_row(row) for row in found], total=total)
+        found, total, after = await self._read(self._page("assets", query, ASSET_FIELDS))
+        items = [asset_from_row(row) for row in found]
+        return base.Page(items=items, total=total, next_after=after)
 
     async def delete_asset(
         self, asset_id: str, project_id: str, *, now: datetime | None = None

@@ -6,22 +6,23 @@ own project: anything else answers 404.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mediatasks import errors, service, tasks, taskstore
+from mediatasks import errors, service, tasks
 from mediatasks.api.livepeer import (
     access_control,
     events,
     exports,
+    guard,
     idempotency,
+    paging,
     playback,
     schemas,
     transcode,
@@ -36,33 +37,6 @@ from mediatasks.api.runtime import Runtime
 __all__ = ["create_livepeer_app"]
 
 log = logging.getLogger(__name__)
-
-#: Wire names of the fields a task list filters and orders on, and their store columns.
-TASK_FIELDS = {
-    "id": "id",
-    "type": "type",
-    "phase": "phase",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    "inputAssetId": "input_asset_id",
-    "outputAssetId": "output_asset_id",
-}
-ASSET_FIELDS = {
-    "id": "id",
-    "name": "name",
-    "phase": "phase",
-    "playbackId": "playback_id",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-}
-_RANGE_OPS: dict[str, Literal["gt", "gte", "lt", "lte"]] = {
-    "gt": "gt",
-    "gte": "gte",
-    "lt": "lt",
-    "lte": "lte",
-}
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 1000
 
 
 def _errors(status: int, *messages: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -124,6 +98,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     app.state.runtime = runtime
     app.add_middleware(idempotency.IdempotencyMiddleware, runtime=runtime)
+    app.add_middleware(guard.RequestGuard, settings=runtime.settings)  # outermost: runs first
     router = APIRouter()
 
     def base_url(request: Request) -> str:
@@ -134,10 +109,12 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     @router.get("/task")
     async def list_tasks(request: Request, response: Response, project: Project) -> list[Any]:
-        query = _list_query(request, project, TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES))
+        query = paging.list_query(
+            request, project, paging.TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES)
+        )
         page = await runtime.store.list_tasks(query)
-        items = _finish_page(request, response, query, page)
-        return [await render_task(task, request) for task in items]
+        paging.finish_page(request, response, query, page)
+        return [await render_task(task, request) for task in page.items]
 
     @router.get("/task/{task_id}")
     async def get_task(task_id: str, request: Request, project: Project) -> dict[str, Any]:
@@ -202,10 +179,10 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     @router.get("/asset")
     async def list_assets(request: Request, response: Response, project: Project) -> list[Any]:
-        query = _list_query(request, project, ASSET_FIELDS)
+        query = paging.list_query(request, project, paging.ASSET_FIELDS)
         page = await runtime.store.list_assets(query)
-        items = _finish_page(request, response, query, page)
-        return [wire.asset_json(asset, base_url=base_url(request)) for asset in items]
+        paging.finish_page(request, response, query, page)
+        return [wire.asset_json(asset, base_url=base_url(request)) for asset in page.items]
 
     @router.get("/asset/{asset_id}")
     async def get_asset(asset_id: str, request: Request, project: Project) -> dict[str, Any]:
@@ -226,83 +203,3 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     app.include_router(access_control.router)
     app.include_router(playback.router)
     return app
-
-
-def _list_query(
-    request: Request, project: str, fields: Mapping[str, str], *, types: Sequence[str] = ()
-) -> taskstore.Query:
-    """Studio's list parameters: limit, cursor (``skip<N>``), order, filters, count."""
-    params = request.query_params
-    if "projectId" in params:
-        raise ApiError(400, "projectId as query param not supported")
-    raw_limit = params.get("limit", "")
-    limit = int(raw_limit) if raw_limit.isdigit() and int(raw_limit) > 0 else DEFAULT_LIMIT
-    limit = min(limit, MAX_LIMIT)
-    cursor = params.get("cursor", "")
-    offset = 0
-    if cursor:
-        if not (cursor.startswith("skip") and cursor[4:].isdigit()):
-            raise ApiError(400, "invalid cursor")
-        offset = int(cursor[4:])
-    order: list[tuple[str, bool]] = []
-    for part in filter(None, params.get("order", "").split(",")):
-        name, _, descending = part.rpartition("-")
-        if name not in fields or descending not in {"true", "false"}:
-            raise ApiError(400, f"invalid order: {part}")
-        order.append((fields[name], descending == "true"))
-    filters = _filters(params.get("filters"), fields)
-    return taskstore.Query(
-        project_id=project,
-        limit=limit + 1,  # one more, to know whether a next page exists
-        offset=offset,
-        order=order or [("updated_at", True), ("created_at", True)],
-        filters=filters,
-        types=types,
-        with_total=params.get("count") in {"1", "true"},
-    )
-
-
-def _filters(raw: str | None, fields: Mapping[str, str]) -> list[taskstore.Filter]:
-    if not raw:
-        return []
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "error parsing filters") from exc
-    if not isinstance(parsed, list):
-        raise ApiError(400, "error parsing filters")
-    found = []
-    for item in parsed:
-        if not isinstance(item, dict) or item.get("id") not in fields or "value" not in item:
-            raise ApiError(400, "error parsing filters")
-        column = fields[item["id"]]
-        value = item["value"]
-        if isinstance(value, dict):
-            for op, bound in value.items():
-                if op not in _RANGE_OPS or not isinstance(bound, int | float):
-                    raise ApiError(400, "error parsing filters")
-                found.append(taskstore.Filter(field=column, op=_RANGE_OPS[op], value=bound))
-        elif isinstance(value, str | int | float) and not isinstance(value, bool):
-            if column == "name":
-                found.append(taskstore.Filter(field=column, op="like", value=value))
-            else:
-                found.append(taskstore.Filter(field=column, op="eq", value=value))
-        else:
-            raise ApiError(400, "error parsing filters")
-    return found
-
-
-def _finish_page(
-    request: Request, response: Response, query: taskstore.Query, page: taskstore.Page[Any]
-) -> Sequence[Any]:
-    """Trim the extra row, and set ``Link`` (only when a next page exists) and the count."""
-    limit = query.limit - 1
-    items = page.items[:limit]
-    if len(page.items) > limit:
-        next_url = request.url.include_query_params(
-            limit=str(limit), cursor=f"skip{query.offset + limit}"
-        )
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
-    if page.total is not None:
-        response.headers["X-Total-Count"] = str(page.total)
-    return items
