@@ -76,7 +76,7 @@ async def test_static_mp4s_next_to_the_ladder_served_with_ranges(
     playback = asset["playbackId"]
     folder = runtime.settings.media_dir / "asset" / playback
     assert published(runtime, playback) == ["360p0.mp4", "720p0.mp4", "video"]
-    assert asset["staticMp4"] is True
+    assert "staticMp4" not in asset  # write-only in the spec: asked for, never shown
 
     mp4 = folder / "720p0.mp4"
     mp4_url = f"http://testserver/media/asset/{playback}/720p0.mp4"

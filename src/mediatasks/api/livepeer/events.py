@@ -108,7 +108,8 @@ async def task_events(
             **timeline(events),
             "events": [event_json(event) for event in events],
         }
-    after_id = int(last_event_id) if last_event_id.isdigit() else 0
+    # An id is a 64-bit row id: anything else resumes from the start.
+    after_id = int(last_event_id) if last_event_id.isdigit() and len(last_event_id) < 19 else 0
     return StreamingResponse(
         _stream(runtime, task.id, after_id, request),
         media_type="text/event-stream",

@@ -21,8 +21,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from mediatasks import errors, export
 from mediatasks.api.livepeer import schemas, views, wire
@@ -41,13 +40,7 @@ router = APIRouter()
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
-    )
-
-
-class PinataCredentials(_Body):
+class PinataCredentials(schemas.Body):
     """A request's own Pinata account: a JWT, or an API key and secret."""
 
     jwt: str | None = Field(default=None, min_length=1)
@@ -61,7 +54,7 @@ class PinataCredentials(_Body):
         return self
 
 
-class IpfsExportBody(_Body):
+class IpfsExportBody(schemas.Body):
     """Livepeer's ``ipfs-export-params``."""
 
     nft_metadata_template: Literal["file", "player"] | None = None
@@ -74,7 +67,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
-class CustomExportBody(_Body):
+class CustomExportBody(schemas.Body):
     """Where a custom export sends the file."""
 
     url: str = Field(pattern=r"^https?://", max_length=4096)
@@ -101,7 +94,7 @@ class CustomExportBody(_Body):
         return value
 
 
-class ExportTaskBody(_Body):
+class ExportTaskBody(schemas.Body):
     """Livepeer's ``export-task-params``: exactly one of ``custom`` and ``ipfs``."""
 
     custom: CustomExportBody | None = None
@@ -114,7 +107,7 @@ class ExportTaskBody(_Body):
         return self
 
 
-class AssetPatchBody(_Body):
+class AssetPatchBody(schemas.Body):
     """Livepeer's ``asset-patch-payload``."""
 
     name: str | None = None
@@ -123,7 +116,7 @@ class AssetPatchBody(_Body):
     storage: schemas.StorageBody | None = None
 
 
-class DataExportBody(_Body):
+class DataExportBody(schemas.Body):
     """``POST /data/export``: a JSON value or a text to put on IPFS."""
 
     #: A JSON object, as the spec's ``params.exportData.content`` is.

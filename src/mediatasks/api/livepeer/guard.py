@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from mediatasks import settings as settings_module
 
-__all__ = ["RequestGuard"]
+__all__ = ["RequestGuard", "route_path"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,6 +47,13 @@ class Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def route_path(scope: Scope) -> str:
+    """The path inside this application (a mount keeps its own prefix in ``root_path``)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _has_control(text: str) -> bool:
@@ -83,9 +90,7 @@ class RequestGuard:
             return
         try:
             self._check_target(scope)
-            if scope["method"] in _BODY_METHODS and not scope.get("path", "").startswith(
-                _BYTE_STREAMS
-            ):
+            if scope["method"] in _BODY_METHODS and not route_path(scope).startswith(_BYTE_STREAMS):
                 body = await self._body(scope, receive)
                 if body.strip():
                     self._check_json(body)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
+from mediatasks.api.livepeer import guard
 from mediatasks.api.runtime import Runtime
 
 __all__ = ["IdempotencyMiddleware"]
@@ -48,7 +49,7 @@ class IdempotencyMiddleware:
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         key = headers.get("idempotency-key", "").strip()
-        path = scope.get("path", "")
+        path = guard.route_path(scope)
         if not key or path.startswith(_BYTE_STREAMS):
             await self.app(scope, receive, send)
             return

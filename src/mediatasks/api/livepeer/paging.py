@@ -100,7 +100,7 @@ def decode_cursor(cursor: str, key: Sequence[tuple[str, bool]]) -> list[Any]:
         if column in listing.TIME_COLUMNS:
             if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= _INT64:
                 raise invalid
-        elif not isinstance(value, str):
+        elif not isinstance(value, str) or "\x00" in value:
             raise invalid
     return values
 
@@ -157,7 +157,7 @@ def _filter_value(column: str, value: Any) -> str | int | float:
         if not -_INT64 <= value < _INT64:
             raise _bad_filters()
         return int(value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value or len(value) > _MAX_CURSOR_CHARS:
         raise _bad_filters()
     return value
 

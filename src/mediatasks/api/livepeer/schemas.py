@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "MAX_SEGMENT_SIZE_S",
     "WEBHOOK_EVENTS",
+    "Body",
     "ClipPayload",
     "CreatorId",
     "InputCreatorId",
@@ -36,9 +37,16 @@ __all__ = [
 MAX_SEGMENT_SIZE_S: Final = 60.0
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
+    """A request body: camelCase fields, unknown ones refused, and JSON's own types only (no
+    ``"yes"`` for a boolean, no ``"5"`` for a number, as the spec's validator has it)."""
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        strict=True,
     )
 
 
@@ -46,7 +54,7 @@ class _Body(BaseModel):
 SegmentSeconds = Annotated[float, Field(gt=0, le=MAX_SEGMENT_SIZE_S)]
 
 
-class TranscodeProfile(_Body):
+class TranscodeProfile(Body):
     """One rendition of a ladder (``transcode-profile``)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=500)
@@ -61,7 +69,7 @@ class TranscodeProfile(_Body):
     encoder: Literal["H.264"] | None = None
 
 
-class PlaybackPolicy(_Body):
+class PlaybackPolicy(Body):
     """Who may play an asset (``mediatasks.access``): anyone (``public``), a viewer with a token
     signed by one of the project's signing keys (``jwt``), or one whose access key the policy's
     webhook (``webhookId``, required) allows (``webhook``)."""
@@ -79,7 +87,7 @@ class PlaybackPolicy(_Body):
         return self
 
 
-class CreatorId(_Body):
+class CreatorId(Body):
     """``input-creator-id`` in its object form."""
 
     type: Literal["unverified"]
@@ -90,27 +98,27 @@ class CreatorId(_Body):
 InputCreatorId = CreatorId | str
 
 
-class IpfsSpec(_Body):
+class IpfsSpec(Body):
     """What an asset stored on IPFS is exported with (``storage.ipfs.spec``)."""
 
     nft_metadata_template: Literal["file", "player"] | None = None
     nft_metadata: dict[str, Any] | None = None
 
 
-class IpfsStorage(_Body):
+class IpfsStorage(Body):
     """``storage.ipfs`` in its object form; ``spec: null`` means removal."""
 
     spec: IpfsSpec | None = None
 
 
-class StorageBody(_Body):
+class StorageBody(Body):
     """``storage`` of a new asset or an update: ``ipfs`` is ``true``, ``{"spec": ...}``, or
     ``false``/``null`` (removal)."""
 
     ipfs: bool | IpfsStorage | None = None
 
 
-class ClipPayload(_Body):
+class ClipPayload(Body):
     """``POST /clip``: milliseconds from the start of the asset named by ``playbackId``;
     without ``endTime`` the clip runs to the end of the asset."""
 
@@ -121,7 +129,7 @@ class ClipPayload(_Body):
     session_id: str | None = None
 
 
-class _NewAssetFields(_Body):
+class _NewAssetFields(Body):
     """What ``new-asset-payload`` and ``new-asset-from-url-payload`` share."""
 
     name: str
@@ -171,7 +179,7 @@ WEBHOOK_EVENTS = Literal[
 ]
 
 
-class WebhookInput(_Body):
+class WebhookInput(Body):
     """``POST /webhook`` and ``PUT /webhook/{id}`` (the ``webhook`` schema; ``name`` and
     ``url`` are required).  A webhook without ``events`` is kept and receives none.
 

@@ -18,8 +18,7 @@ import urllib.parse
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from mediatasks import errors, fetch, tasks, taskstore
 from mediatasks import settings as settings_module
@@ -39,24 +38,20 @@ _BUCKET: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 _URI_COMPONENT_SAFE: Final = "!~*'()"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class S3Credentials(_Body):
+class S3Credentials(schemas.Body):
     """An access key pair."""
 
     access_key_id: str = Field(min_length=1)
     secret_access_key: str = Field(min_length=1)
 
 
-class UrlInput(_Body):
+class UrlInput(schemas.Body):
     """A file to fetch by URL."""
 
     url: str = Field(pattern=r"^(https?|ipfs|ar)://")
 
 
-class S3Input(_Body):
+class S3Input(schemas.Body):
     """An object in an S3-compatible bucket."""
 
     type: Literal["s3"]
@@ -66,7 +61,7 @@ class S3Input(_Body):
     credentials: S3Credentials
 
 
-class S3Storage(_Body):
+class S3Storage(schemas.Body):
     """An S3-compatible bucket for the outputs."""
 
     type: Literal["s3"]
@@ -75,33 +70,33 @@ class S3Storage(_Body):
     credentials: S3Credentials
 
 
-class Web3Proof(_Body):
+class Web3Proof(schemas.Body):
     """A UCAN delegation proof."""
 
     proof: str
 
 
-class Web3Storage(_Body):
+class Web3Storage(schemas.Body):
     """web3.storage: accepted by the schema, refused by this service."""
 
     type: Literal["web3.storage"]
     credentials: Web3Proof
 
 
-class CreatorId(_Body):
+class CreatorId(schemas.Body):
     """Who made the video, as the SDK sends it (a bare string is accepted too)."""
 
     type: Literal["unverified"]
     value: str
 
 
-class OutputPath(_Body):
+class OutputPath(schemas.Body):
     """Where one output format goes in the bucket."""
 
     path: str = Field(min_length=1)
 
 
-class Outputs(_Body):
+class Outputs(schemas.Body):
     """The formats to write; at least one."""
 
     hls: OutputPath | None = None
@@ -109,7 +104,7 @@ class Outputs(_Body):
     fmp4: OutputPath | None = None
 
 
-class TranscodeRequest(_Body):
+class TranscodeRequest(schemas.Body):
     """Livepeer's ``transcode-payload``."""
 
     input: UrlInput | S3Input
