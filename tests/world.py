@@ -56,6 +56,7 @@ def world(tmp_path: Path, **settings: str) -> Iterator[World]:
         processes.serve(
             tmp_path,
             ipfs_api_url=node.url,
+            pinata_api_url=node.url,  # a request's own Pinata credentials reach the stand-in
             ipfs_gateway_url=files,
             retry_backoff_s="[0.2]",
             **settings,
