@@ -328,7 +328,8 @@ async def test_an_unreachable_storage_is_retried(
         ),
         ({"outputs": {}}, "at least one of hls, mp4 or fmp4"),
         ({"outputs": {"hls": {"path": "/a//b"}}}, "outputs.hls.path is not a valid path"),
-        ({"input": {"url": "ipfs://bafy"}}, "ipfs:// and ar:// inputs are not supported"),
+        ({"input": {"url": "ipfs://"}}, "must name a content id"),
+        ({"input": {"url": "ar://a/../../b?c"}}, "must not hold . or .. segments"),
         ({"input": {"url": "ftp://host/a.mp4"}}, "input"),
         ({"profiles": []}, "no transcode profiles could be resolved"),
         ({"c2pa": True}, "C2PA signing is not supported"),
@@ -353,6 +354,27 @@ async def test_requests_refused_with_422(
     assert message in " ".join(answer.json()["errors"])
     assert_no_secret(answer.text)
     assert await runtime.store.count_tasks() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "fetched"),
+    [
+        ("ipfs://bafybeigdyrzt/v.mp4", "https://ipfs.io/ipfs/bafybeigdyrzt/v.mp4"),
+        ("ar://Zk9x_Jv-3", "https://arweave.net/Zk9x_Jv-3"),
+    ],
+)
+async def test_ipfs_and_arweave_inputs_go_through_the_gateways(
+    service: tuple[httpx.AsyncClient, Runtime], moto: s3server.MotoServer, url: str, fetched: str
+) -> None:
+    client, _ = service
+    request = {
+        "input": {"url": url},
+        "storage": storage(moto, "bucket"),
+        "outputs": {"hls": {"path": "/h"}},
+    }
+    answer = await client.post("/transcode", json=request)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["params"]["transcode-file"]["input"]["url"] == fetched
 
 
 async def test_private_endpoints_are_refused(store: taskstore.TaskStore, tmp_path: Path) -> None:

@@ -39,6 +39,8 @@ def http_url(url: str, settings: settings_module.Settings) -> str:
     content_id, slash, path = rest.partition("/")
     if not _CONTENT_ID.fullmatch(content_id):
         raise errors.InvalidInput(f"{scheme}:// URLs must name a content id: {scheme}://<id>")
+    if any(part in (".", "..") for part in urllib.parse.unquote(path).split("/")):
+        raise errors.InvalidInput(f"{scheme}:// paths must not hold . or .. segments")
     suffix = slash + urllib.parse.quote(urllib.parse.unquote(path), safe="/") if path else ""
     if scheme.lower() == "ipfs":
         return f"{settings.ipfs_gateway_url.rstrip('/')}/ipfs/{content_id}{suffix}"

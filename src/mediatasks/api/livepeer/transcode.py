@@ -6,7 +6,8 @@ which the official SDK exposes as ``.task``.  The task's params are stored as St
 every answer shows them with the credentials masked (``***``).
 
 What this service does not do is refused here, with a 422 that says so, rather than accepted and
-failed later: ``web3.storage`` outputs, ``ipfs://`` and ``ar://`` inputs, and C2PA signing.
+failed later: ``web3.storage`` outputs and C2PA signing.  ``ipfs://`` and ``ar://`` inputs are read
+through the configured gateways (``ipfs.gateway``).
 Endpoints are checked like source URLs (:func:`mediatasks.fetch.check_url`): one that points at a
 private address is refused unless ``allow_private_urls`` is set.
 """
@@ -26,6 +27,7 @@ from mediatasks.api.livepeer import schemas, views
 from mediatasks.api.livepeer.auth import Project, runtime_of
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore import base
+from mediatasks.ipfs import gateway
 
 __all__ = ["TranscodeRequest", "router", "transcode_params"]
 
@@ -151,13 +153,8 @@ def transcode_params(body: TranscodeRequest, settings: settings_module.Settings)
             field="input",
         )
     else:
-        if not body.input.url.lower().startswith(("http://", "https://")):
-            raise errors.InvalidInput(
-                "ipfs:// and ar:// inputs are not supported by this service: "
-                "give an http(s) URL or an S3 object"
-            )
-        fetch.check_url(body.input.url, allow_private=allow_private)
-        source = body.input.url
+        source = gateway.http_url(body.input.url, settings)  # ipfs:// and ar:// via gateways
+        fetch.check_url(source, allow_private=allow_private)
     storage = _object_store_url(
         body.storage.endpoint,
         body.storage.credentials,
