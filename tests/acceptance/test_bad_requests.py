@@ -154,6 +154,13 @@ CORPUS: list[Case] = [
         {"params": {"token": "{token}"}, "headers": {"Upload-Length": "9" * 40}},
     ),
     ("HEAD", "/api/asset/upload/tus/{asset}", {"params": {"token": "nope"}}),
+    # Signing keys and playback info.
+    ("GET", "/api/playback/%00", {}),
+    ("GET", "/api/playback/nope%0A", {}),
+    ("POST", "/api/access-control/signing-key", {"json": {"name": "k", "junk": 1}}),
+    ("PATCH", "/api/access-control/signing-key/nope", {"json": {"disabled": True}}),
+    ("PATCH", "/api/access-control/signing-key/{key}", {"json": {"disabled": "yes"}}),
+    ("DELETE", "/api/access-control/signing-key/%00", {}),
     # Headers.
     (
         "POST",
@@ -198,12 +205,14 @@ def test_no_bad_request_answers_5xx(server: processes.Server) -> None:
     ) as client:
         created = client.post("/api/asset/request-upload", json={"name": "target"}).json()
         hook = client.post("/api/webhook", json={"name": "h", "url": "https://h.example/"}).json()
+        key = client.post("/api/access-control/signing-key").json()
         names = {
             "asset": created["asset"]["id"],
             "playback": created["asset"]["playbackId"],
             "task": created["task"]["id"],
             "token": created["tusEndpoint"].split("token=")[1],
             "webhook": hook["id"],
+            "key": key["id"],
         }
         failures = []
         cases = [(case, False) for case in CORPUS] + [(case, True) for case in TOLERATED]

@@ -226,7 +226,29 @@ def _flows(r: Recorder, w: world.World, tmp_path: Path) -> None:
     )
     r.send("DELETE", f"/webhook/{hook['id']}", "/webhook/{id}")
 
-    # Lists, pages, errors, playback info (this service has none yet: its 404), deletion.
+    # Signing keys, and playback info of a public and a gated asset.
+    key = r.send("POST", "/access-control/signing-key", "/access-control/signing-key", json={})
+    r.send("GET", "/access-control/signing-key", "/access-control/signing-key")
+    r.send("GET", f"/access-control/signing-key/{key['id']}", "/access-control/signing-key/{keyId}")
+    r.send(
+        "PATCH",
+        f"/access-control/signing-key/{key['id']}",
+        "/access-control/signing-key/{keyId}",
+        json={"name": "renamed"},
+    )
+    r.send(
+        "PATCH",
+        f"/asset/{clip['asset']['id']}",
+        "/asset/{assetId}",
+        json={"playbackPolicy": {"type": "jwt"}},
+    )
+    r.send("GET", f"/playback/{clip['asset']['playbackId']}", "/playback/{id}")
+    r.send("GET", "/playback/nope", "/playback/{id}")
+    r.send(
+        "DELETE", f"/access-control/signing-key/{key['id']}", "/access-control/signing-key/{keyId}"
+    )
+
+    # Lists, pages, errors, playback info, deletion.
     r.send("GET", "/task", "/task", params={"limit": 1000})
     first = r.client.get("/asset", params={"limit": 2})
     r.answers.append(livepeerspec.Answer("GET", "/asset", first.status_code, first.json()))
@@ -237,6 +259,7 @@ def _flows(r: Recorder, w: world.World, tmp_path: Path) -> None:
         ("/asset/nope", "/asset/{assetId}"),
         ("/webhook/nope", "/webhook/{id}"),
         (f"/playback/{playback_id}", "/playback/{id}"),
+        ("/access-control/signing-key/nope", "/access-control/signing-key/{keyId}"),
     ):
         r.send("GET", path, template)
     r.send("DELETE", f"/asset/{direct['asset']['id']}", "/asset/{assetId}")

@@ -54,10 +54,8 @@ def test_every_call_of_the_typescript_sdk(node_sdk: Path, running: world.World) 
             "key": s3server.ACCESS_KEY,
             "secret": s3server.SECRET_KEY,
         },
-        # GET /api/playback and signing keys are not part of this service yet: playback.get
-        # must answer 404 and accessControl is not called.
-        "playback": False,
-        "signing_keys": False,
+        "playback": True,
+        "signing_keys": True,
     }
     done = subprocess.run(
         ["node", str(node_sdk), json.dumps(job)],
@@ -112,4 +110,6 @@ def test_every_call_of_the_typescript_sdk(node_sdk: Path, running: world.World) 
     for task_type in ("clip", "export", "export-data", "transcode-file"):
         assert "completed" in seen["phases"][task_type], seen["phases"]
     assert seen["hook_secret_shown"] is False
+    sources = {source["hrn"] for source in seen["playback"]["meta"]["source"]}
+    assert {"HLS (TS)", "MP4"} <= sources
     assert seen["log_success"] and all(seen["log_success"])

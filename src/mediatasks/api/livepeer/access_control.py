@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from mediatasks import access, taskstore
-from mediatasks.api.livepeer import wire
+from mediatasks.api.livepeer import schemas, wire
 from mediatasks.api.livepeer.auth import ApiError, Project, runtime_of
 from mediatasks.api.runtime import Runtime
 
@@ -27,18 +26,14 @@ router = APIRouter(prefix="/access-control")
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class NewSigningKey(_Body):
+class NewSigningKey(schemas.Body):
     """Livepeer's ``new-signing-key-payload``; the SDK sends no body at all."""
 
     name: str | None = Field(default=None, min_length=1, max_length=500)
     project_id: str | None = None
 
 
-class SigningKeyPatch(_Body):
+class SigningKeyPatch(schemas.Body):
     """``PATCH /access-control/signing-key/{keyId}``."""
 
     name: str | None = Field(default=None, min_length=1, max_length=500)
