@@ -137,24 +137,24 @@ class RequestGuard:
             raise
         except (ValueError, RecursionError) as exc:
             raise Refused(422, "the request body is not valid JSON") from exc
-        self._walk(value, "", 0)
+        self._walk(value, (), 0)
 
-    def _walk(self, value: Any, key: str, depth: int) -> None:
+    def _walk(self, value: Any, path: tuple[str, ...], depth: int) -> None:
+        """Check every value; ``path`` is where it is (``custom.headers.X-Token``)."""
         if depth > self.settings.max_json_depth:
             raise Refused(422, f"the JSON is nested deeper than {self.settings.max_json_depth}")
+        where = ".".join(path)[:200] or "the body"
         if isinstance(value, dict):
             for name, item in value.items():
-                self._string(name, f"the key {name[:40]!r}", self.settings.max_string_chars)
-                self._walk(item, name, depth + 1)
+                self._string(name, f"a key of {where}", self.settings.max_string_chars)
+                self._walk(item, (*path, name), depth + 1)
         elif isinstance(value, list):
-            for item in value:
-                self._walk(item, key, depth + 1)
+            for i, item in enumerate(value):
+                self._walk(item, (*path, str(i)), depth + 1)
         elif isinstance(value, str):
-            where = f"{key or 'a value'}"
-            if key == "name":
-                self._string(value, where, self.settings.max_name_chars)
-            else:
-                self._string(value, where, self.settings.max_string_chars)
+            is_name = bool(path) and path[-1] == "name"
+            limit = self.settings.max_name_chars if is_name else self.settings.max_string_chars
+            self._string(value, where, limit)
 
     @staticmethod
     def _string(value: str, where: str, limit: int) -> None:
