@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     ffmpeg_path: str = ""
     #: x264 preset for the ladder: a speed/size trade-off.
     x264_preset: str = "veryfast"
+    #: Keyframe thumbnails (one per segment, in Livepeer's ``thumbnails/`` layout) and a
+    #: storyboard (sprite sheets for scrubbing previews) for every uploaded asset and clip, taken
+    #: from the ladder's own decode.
+    thumbnails: bool = True
+    #: Storyboard tiles fit in a square of this many pixels (160 makes 160x90 tiles of 16:9).
+    storyboard_tile_px: int = Field(default=160, ge=16, le=1024)
+    #: The most tiles in a storyboard: a longer video gets its tiles further apart.
+    storyboard_max_tiles: int = Field(default=200, ge=1, le=10_000)
+    #: The least time between two storyboard tiles.
+    storyboard_interval_s: float = Field(default=1.0, gt=0, le=3600)
 
     #: Seconds one webhook delivery attempt may take.
     webhook_timeout_s: float = Field(default=30.0, gt=0)

@@ -167,6 +167,52 @@ async def test_a_good_source_completes(
     assert sum(name.endswith(".ts") for name in names) == 2  # 1 s segments of a 2 s source
 
 
+async def test_thumbnails_and_storyboard_are_served_and_go_with_the_asset(
+    service: tuple[httpx.AsyncClient, Runtime], sources: str
+) -> None:
+    client, runtime = service
+    created = (
+        await client.post(
+            "/asset/upload/url",
+            json={"name": "good", "url": f"{sources}/good.mp4", "targetSegmentSizeSecs": 1},
+        )
+    ).json()
+    task = await finish(client, created["task"]["id"])
+    assert task["status"]["phase"] == "completed", task
+    asset_id, playback = created["asset"]["id"], created["asset"]["playbackId"]
+    media = (await runtime.store.get_asset(asset_id)).media
+    prefix = f"asset/{playback}"
+    assert media["thumbnails"] == {
+        "vtt": f"{prefix}/thumbnails/thumbnails.vtt",
+        "first": f"{prefix}/thumbnails/keyframes_0.jpg",
+        "count": 2,
+        "width": 640,
+        "height": 360,
+    }
+    board = media["storyboard"]
+    assert board["vtt"] == f"{prefix}/storyboard/storyboard.vtt"
+    assert board["sheets"] == [f"{prefix}/storyboard/storyboard_0.jpg"]
+    assert board["tiles"] == 2 and board["intervalS"] == 1.0
+
+    served = "http://testserver/media"
+    vtt = await client.get(f"{served}/{media['thumbnails']['vtt']}")
+    assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
+    assert vtt.text.split("\n\n")[1:] == [
+        "00:00:00.000 --> 00:00:01.000\nkeyframes_0.jpg",
+        "00:00:01.000 --> 00:00:02.000\nkeyframes_1.jpg\n",
+    ]
+    for key in (f"{prefix}/thumbnails/keyframes_1.jpg", *board["sheets"]):
+        image = await client.get(f"{served}/{key}")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.content[:3] == b"\xff\xd8\xff"
+    storyboard = await client.get(f"{served}/{board['vtt']}")
+    assert "storyboard_0.jpg#xywh=160,0,160,90" in storyboard.text
+
+    assert (await client.delete(f"/asset/{asset_id}")).status_code == 204
+    assert media_files(runtime) == []
+    assert (await client.get(f"{served}/{board['sheets'][0]}")).status_code == 404
+
+
 async def test_cancel_kills_the_transcode_and_removes_its_output(
     service: tuple[httpx.AsyncClient, Runtime], sources: str
 ) -> None:

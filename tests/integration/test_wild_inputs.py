@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 
 from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
-from tests import hlscheck, inprocess, mediagen, processes
+from tests import hlscheck, inprocess, mediagen, processes, vttcheck
 
 pytestmark = pytest.mark.slow
 
@@ -150,4 +151,14 @@ async def test_input_from_the_wild(
         assert abs(rendition.duration_s - duration_s) < 0.5, rendition
     largest = max(renditions, key=lambda r: r.width * r.height)
     assert abs(largest.width - width) <= 1 and abs(largest.height - height) <= 1, largest
+    # Thumbnails and a storyboard, upright, whose cues cover the whole video.
+    previews = media_root / "asset" / playback_id
+    for vtt in (previews / "thumbnails/thumbnails.vtt", previews / "storyboard/storyboard.vtt"):
+        cues = vttcheck.read(vtt)
+        vttcheck.assert_cover_without_gaps(cues, renditions[0].duration_s)
+        for _, _, image in cues:
+            assert (vtt.parent / image.split("#", 1)[0]).is_file(), image
+    with av.open(str(previews / "thumbnails/keyframes_0.jpg")) as thumbnail:
+        picture = thumbnail.streams.video[0].codec_context
+        assert (picture.width >= picture.height) == (width >= height)
     print(f"\n{name}: {[(r.name, r.width, r.height, round(r.duration_s, 2)) for r in renditions]}")

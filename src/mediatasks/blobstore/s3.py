@@ -74,6 +74,8 @@ _CONTENT_TYPES: Final = {
     ".ts": "video/mp2t",
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
     ".mpd": "application/dash+xml",
 }
 #: Error codes that mean "no such key" (``HEAD`` answers have no body, hence the bare 404).

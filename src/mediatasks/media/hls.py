@@ -35,7 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Final
 
-from mediatasks.media import ffmpeg, ladder, probe
+from mediatasks.media import ffmpeg, ladder, preview, probe
 
 __all__ = [
     "AUDIO_BITRATE_BPS",
@@ -118,10 +118,19 @@ class HlsOutput:
     #: In master-playlist order.
     renditions: tuple[Rendition, ...]
     run: ffmpeg.FFmpegRun
+    #: Seconds of media the encode read (the clip's length for a clip).
+    duration_s: float = 0.0
     #: ``<mp4_dir>/<name>.mp4`` per rendition that has one, in master-playlist order.
     mp4s: tuple[Path, ...] = ()
     #: The remux that wrote them, when ``mp4_dir`` was given.
     mp4_run: ffmpeg.FFmpegRun | None = None
+    #: Thumbnails and storyboard, when a preview plan was given.
+    previews: preview.Previews | None = None
+
+    @property
+    def speed(self) -> float:
+        """FFmpeg's speed: seconds of media encoded per second of wall time (``2.0`` is 2x)."""
+        return self.duration_s / self.run.elapsed_s if self.run.elapsed_s > 0 else 0.0
 
 
 def segment_size_s(target: float | None) -> float:
@@ -155,13 +164,15 @@ def build_ladder_command(
     preset: str = "veryfast",
     threads: int | None = None,
     clip: tuple[float, float] | None = None,
+    previews: preview.Plan | None = None,
 ) -> list[str]:
     """The FFmpeg argv that writes the whole ladder in one process with one decode.
 
     Give it to :func:`mediatasks.media.ffmpeg.run_ffmpeg`, which adds the progress flags.
     ``profiles`` must come from :func:`mediatasks.media.ladder.resolve_profiles` (even sizes,
     unique names).  ``clip`` is ``(start_s, end_s)`` of the source to keep: input options, so
-    FFmpeg decodes from there and cuts exactly, in the same single encode.
+    FFmpeg decodes from there and cuts exactly, in the same single encode.  With ``previews``,
+    the same decode also feeds the thumbnails and the storyboard (:mod:`.preview`).
     """
     if not profiles:
         raise ValueError("at least one profile is needed")
@@ -173,7 +184,10 @@ def build_ladder_command(
     audio = spec.audio
     count = len(profiles)
 
-    graph = [f"[0:v:0]split={count}" + "".join(f"[in{i}]" for i in range(count))]
+    branches = [f"in{i}" for i in range(count)]
+    if previews is not None:
+        branches += ["thumbs_in", "tiles_in"]
+    graph = [f"[0:v:0]split={len(branches)}" + "".join(f"[{label}]" for label in branches)]
     for i, profile in enumerate(profiles):
         filters = []
         rate = output_frame_rate(profile, source_fps)
@@ -181,6 +195,8 @@ def build_ladder_command(
             filters.append(f"fps={rate.numerator}/{rate.denominator}")
         filters += [f"scale={profile.width}:{profile.height}", "format=yuv420p"]
         graph.append(f"[in{i}]{','.join(filters)}[v{i}]")
+    if previews is not None:
+        graph += preview.filter_chains(previews, "thumbs_in", "tiles_in")
 
     argv = [binary]
     if threads is not None:
@@ -234,6 +250,8 @@ def build_ladder_command(
         stream_map,
         str(out_dir / "%v" / MEDIA_PLAYLIST),
     ]
+    if previews is not None:
+        argv += preview.output_args(previews)
     return argv
 
 
@@ -468,10 +486,13 @@ async def transcode_hls(
     threads: int | None = None,
     mp4_dir: Path | None = None,
     clip: tuple[float, float] | None = None,
+    previews: preview.Plan | None = None,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
 
     With ``mp4_dir``, :func:`remux_mp4s` then copies the renditions into static MP4s there.
+    With ``previews``, the same encode writes thumbnails and storyboard tiles, and
+    :func:`mediatasks.media.preview.finish` then writes their VTTs and sprite sheets.
     With ``clip`` (``start_s, end_s``), only that part of the source is transcoded.
     ``on_command`` is told the exact command line of the encode before FFmpeg starts (for the
     task's timeline); ``on_progress`` follows the encode (the remux is a small fraction of it).
@@ -488,7 +509,10 @@ async def transcode_hls(
         preset=preset,
         threads=threads,
         clip=clip,
+        previews=previews,
     )
+    if previews is not None:
+        await asyncio.to_thread(preview.prepare, previews)
     if on_command is not None:
         on_command(ffmpeg.prepare_argv(argv))
     duration_s = spec.duration_s if clip is None else clip[1] - clip[0]
@@ -507,12 +531,23 @@ async def transcode_hls(
             mp4_dir=mp4_dir,
             duration_s=duration_s,
         )
+    written_previews = None
+    if previews is not None:
+        segments = await asyncio.to_thread(_read_media_playlist, out_dir / renditions[0].playlist)
+        written_previews = await preview.finish(
+            previews,
+            binary=binary,
+            segments_s=[seconds for _, seconds in segments],
+            duration_s=duration_s,
+        )
     return HlsOutput(
         master_playlist=out_dir / MASTER_PLAYLIST,
         renditions=renditions,
         run=run,
         mp4s=mp4s,
         mp4_run=mp4_run,
+        previews=written_previews,
+        duration_s=duration_s,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from mediatasks import settings as settings_module
 from mediatasks import tasks, taskstore
 from mediatasks.blobstore import base as blobstore
-from mediatasks.media import ffmpeg, hls, ladder, probe
+from mediatasks.media import ffmpeg, hls, ladder, preview, probe
 from mediatasks.worker import outcome
 
 __all__ = ["Context", "Handler", "encode_ladder"]
@@ -100,14 +100,30 @@ async def encode_ladder(
     progress: tuple[float, float],
     mp4: bool,
     clip: tuple[float, float] | None = None,
+    previews: bool = False,
 ) -> hls.HlsOutput:
     """The ladder of ``source`` in ``ctx.workdir`` (``hls/``, and ``mp4/`` when ``mp4``).
 
-    FFmpeg's version and exact command lines go on the task's timeline (``ctx.facts``); its
-    progress maps onto ``progress`` (start, end) of the task's.
+    With ``previews`` (and the ``thumbnails`` setting), the same decode also writes
+    ``thumbnails/`` and ``storyboard/`` there (:mod:`mediatasks.media.preview`).  FFmpeg's
+    version and exact command lines go on the task's timeline (``ctx.facts``); its progress maps
+    onto ``progress`` (start, end) of the task's.
     """
-    binary = ffmpeg.ffmpeg_binary(ctx.settings.ffmpeg_path)
+    settings = ctx.settings
+    binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
     ctx.private_folders.append(os.path.dirname(os.path.abspath(binary)))
+    plan = None
+    if previews and settings.thumbnails:
+        plan = preview.plan(
+            out_dir=ctx.workdir,
+            display_width=spec.display_width,
+            display_height=spec.display_height,
+            duration_s=spec.duration_s if clip is None else clip[1] - clip[0],
+            segment_s=segment_s,
+            tile_px=settings.storyboard_tile_px,
+            max_tiles=settings.storyboard_max_tiles,
+            min_interval_s=settings.storyboard_interval_s,
+        )
     facts: dict[str, Any] = {"version": await ffmpeg.ffmpeg_version(binary)}
     ctx.facts["ffmpeg"] = facts
     output = await hls.transcode_hls(
@@ -119,13 +135,15 @@ async def encode_ladder(
         segment_s=segment_s,
         on_progress=ctx.progress_span(*progress),
         on_command=lambda argv: facts.update(command=argv),
-        preset=ctx.settings.x264_preset,
+        preset=settings.x264_preset,
         mp4_dir=ctx.workdir / "mp4" if mp4 else None,
         clip=clip,
+        previews=plan,
     )
     facts["elapsedS"] = round(output.run.elapsed_s, 3)
     # What that time encoded: the clip's range, or the whole source (FFmpeg's speed).
-    facts["mediaS"] = round(clip[1] - clip[0] if clip else spec.duration_s, 3)
+    facts["mediaS"] = round(output.duration_s, 3)
+    facts["speed"] = round(output.speed, 3)
     if output.mp4_run is not None:
         facts["mp4Command"] = list(output.mp4_run.argv)
     return output

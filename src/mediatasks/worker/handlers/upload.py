@@ -7,6 +7,10 @@ Static MP4s (``asset/<playbackId>/<rendition>.mp4``) come from the same encode, 
 with ``staticMp4``, or for a source of two minutes or less.  As in Studio, an uploaded asset's
 ``downloadUrl`` stays its source file; other sources (clips) download as the largest MP4.
 
+Thumbnails and a storyboard (``asset/<playbackId>/thumbnails/`` in Livepeer's layout, and
+``asset/<playbackId>/storyboard/``) come from the same decode as the ladder
+(:mod:`mediatasks.media.preview`); the asset's media record where they are, for playback info.
+
 Progress: the download is the first 10 %, the transcode (from FFmpeg's own progress) the next
 85 %, publishing the rest.  Everything is staged in the attempt's work folder and published to the
 blob store under ``asset/<playbackId>/`` only once the transcode has succeeded; the worker removes
@@ -25,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from mediatasks import errors, fetch
-from mediatasks.media import hls, ladder, probe
+from mediatasks.media import hls, ladder, preview, probe
 from mediatasks.worker import handler, outcome
 
 __all__ = ["UploadHandler", "UploadParams", "blob_prefix"]
@@ -101,6 +105,7 @@ class UploadHandler:
             progress=(0.10, 0.95),
             mp4=clip is not None or _wants_mp4(asset.options, spec),
             clip=clip,
+            previews=True,
         )
 
         prefix = blob_prefix(asset.playback_id)
@@ -111,6 +116,8 @@ class UploadHandler:
             "prefix": prefix,
             "hls": f"{prefix}/hls/index.m3u8",
         }
+        if output.previews is not None:
+            media.update(await _publish_previews(ctx, prefix, output.previews))
         if clip is None:
             await ctx.blobs.put_file(f"{prefix}/video", source)
             media.update(
@@ -181,6 +188,39 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(1 << 20):
             sha.update(chunk)
     return sha.hexdigest()
+
+
+async def _publish_previews(
+    ctx: handler.Context, prefix: str, previews: preview.Previews
+) -> dict[str, Any]:
+    """Publish ``<prefix>/thumbnails/`` and ``<prefix>/storyboard/``; what the asset records.
+
+    Keyframe ``i`` is ``<thumbnails folder>/keyframes_<i>.jpg``, for ``i`` below ``count``.
+    """
+    thumbnails, storyboard = previews.thumbnails, previews.storyboard
+    folder = f"{prefix}/{preview.THUMBNAILS_DIR}"
+    board = f"{prefix}/{preview.STORYBOARD_DIR}"
+    await ctx.blobs.put_tree(folder, thumbnails.vtt.parent)
+    await ctx.blobs.put_tree(board, storyboard.vtt.parent)
+    return {
+        "thumbnails": {
+            "vtt": f"{folder}/{thumbnails.vtt.name}",
+            "first": f"{folder}/{preview.thumbnail_name(0)}",
+            "count": len(thumbnails.images),
+            "width": thumbnails.width,
+            "height": thumbnails.height,
+        },
+        "storyboard": {
+            "vtt": f"{board}/{storyboard.vtt.name}",
+            "sheets": [f"{board}/{sheet.name}" for sheet in storyboard.sheets],
+            "tiles": storyboard.tiles,
+            "intervalS": storyboard.interval_s,
+            "tileWidth": storyboard.tile_width,
+            "tileHeight": storyboard.tile_height,
+            "columns": storyboard.columns,
+            "rows": storyboard.rows,
+        },
+    }
 
 
 async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Download:
