@@ -262,6 +262,51 @@ async def test_musicxml_exports_xml_mxl_and_midi(flat: Flat) -> None:
     assert from_mxl["title"] == "Formats"
 
 
+def png_picture(data: bytes) -> tuple[int, int, float]:
+    """Width, height and the share of dark pixels of a PNG image, decoded by PyAV."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+    plane = frame.reformat(format="gray").planes[0]
+    rows = bytes(plane)
+    pixels = [
+        rows[y * plane.line_size + x] for y in range(frame.height) for x in range(frame.width)
+    ]
+    return frame.width, frame.height, sum(p < 128 for p in pixels) / len(pixels)
+
+
+async def test_a_revision_thumbnail_is_its_first_page_as_png(flat: Flat) -> None:
+    one = await create_score(flat.client, data=scoregen.musicxml(measures=2))
+    four = await create_score(
+        flat.client,
+        data=scoregen.musicxml(measures=2, parts=[(f"P{i}", f"Voice {i}", 1) for i in range(4)]),
+    )
+    answers = []
+    for score in (one, four):
+        answer = await flat.client.get(f"/scores/{score['id']}/revisions/last/thumbnail.png")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/png"
+        assert answer.headers["x-flat-score-revision"]
+        answers.append(png_picture(answer.content))
+    (width, height, ink), (width4, height4, _) = answers
+    assert width == width4 == 840  # an A4 page's width at 40 %
+    assert 0.005 < ink < 0.5, "the staff and notes are drawn in black on white"
+    assert height4 > 2 * height, "four staves are taller than one"
+    # Parts select what is drawn, as for the other formats.
+    only = await flat.client.get(
+        f"/scores/{four['id']}/revisions/last/thumbnail.png", params={"parts": "P1"}
+    )
+    assert png_picture(only.content)[1] < height4 / 2
+
+
+async def test_a_midi_revision_thumbnail_draws_its_transcription(flat: Flat) -> None:
+    data = scoregen.midi_bytes(notes=6, beat_s=0.5)
+    score = await create_score(flat.client, data=base64.b64encode(data).decode(), filename="a.mid")
+    answer = await flat.client.get(f"/scores/{score['id']}/revisions/last/thumbnail.png")
+    assert answer.status_code == 200
+    assert png_picture(answer.content)[2] > 0.005
+
+
 # -- bad input ---------------------------------------------------------------------------------
 BAD_SCORES: list[tuple[str, Any]] = [
     ("invalid XML", {"data": "<score-partwise><part-list>"}),

@@ -106,6 +106,8 @@ def export(api: Any, score_path: Path, audio_format: str, out: Path) -> dict[str
         if score_path.suffix != ".mid":
             xml = scores.get_score_revision_data(score.id, "last", "xml")
             seen["xml_starts"] = xml[:5].decode()
+        png = scores.get_score_revision_data(score.id, "last", "thumbnail.png")
+        seen["thumbnail_magic"] = png[:8].hex()
         # A second export of one part only.
         first_part = (seen["score"]["parts"] or [{}])[0].get("id")
         if first_part:

@@ -122,6 +122,7 @@ def check_done_flow(seen: dict[str, Any], audio_format: str) -> None:
     assert seen["download_type"] == ("audio/mpeg" if audio_format == "mp3" else "audio/wav")
     assert seen["revision_data_matches"] is True
     assert seen["midi_magic"] == "MThd"
+    assert seen["thumbnail_magic"] == "89504e470d0a1a0a"  # PNG
     assert seen["partial_final"]["state"] == "done"
     assert seen["tampered_status"] == 403
     assert seen["flac_error"]["class"] == "FlatValidationError"

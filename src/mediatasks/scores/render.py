@@ -48,6 +48,7 @@ __all__ = [
     "MAX_MUSIC_S",
     "RELEASE_S",
     "SAMPLE_RATE_HZ",
+    "VEROVIO_LOCK",
     "RenderedMidi",
     "Synthesizer",
     "check_duration",
@@ -69,7 +70,7 @@ _SOUNDFONT_PACKAGE: Final = ("pretty_midi", "TimGM6mb.sf2")
 _STDERR_TAIL_CHARS: Final = 2000
 
 #: Verovio's toolkit keeps process-wide state (its log level, resource path): one at a time.
-_VEROVIO_LOCK: Final = threading.Lock()
+VEROVIO_LOCK: Final = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -146,7 +147,7 @@ def musicxml_to_midi(xml: bytes) -> RenderedMidi:
         text = xml.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.Unretriable("Unable to render the score: it is not UTF-8 MusicXML") from exc
-    with _VEROVIO_LOCK:
+    with VEROVIO_LOCK:
         # Verovio's default resource path (its fonts) is per thread, and only the importing
         # thread gets it set: every other thread must set it before making a toolkit.
         verovio.setDefaultResourcePath(str(resources.files("verovio") / "data"))

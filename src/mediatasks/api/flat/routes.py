@@ -31,7 +31,16 @@ from mediatasks import errors, service, tasks, taskstore
 from mediatasks.api.flat import links, schemas, wire
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore import base as blobstore
-from mediatasks.scores import export, library, midi, musicxml, render, source, transcription
+from mediatasks.scores import (
+    export,
+    library,
+    midi,
+    musicxml,
+    render,
+    source,
+    thumbnail,
+    transcription,
+)
 from mediatasks.scores import score as score_module
 
 __all__ = ["FlatError", "create_flat_app"]
@@ -50,6 +59,7 @@ _DOWNLOAD_TYPES: Final = {
     "mxl": musicxml.MXL_MEDIA_TYPE,
     "midi": "audio/midi",
     **export.MEDIA_TYPES,
+    "thumbnail.png": thumbnail.MEDIA_TYPE,
 }
 _DOWNLOAD_NAMES: Final = {
     "xml": "musicxml",
@@ -57,6 +67,7 @@ _DOWNLOAD_NAMES: Final = {
     "midi": "mid",
     "mp3": "mp3",
     "wav": "wav",
+    "thumbnail.png": "png",
 }
 
 
@@ -291,6 +302,14 @@ def create_flat_app(runtime: Runtime) -> FastAPI:
                     f"{file_format}/task and wait for it to be done",
                 )
             return await _blob_response(runtime.blobs, audio_key, media_type, headers)
+        if file_format == "thumbnail.png":
+            xml = await _revision_file(scores, owner, revision, "xml", selected)
+            try:
+                png = await asyncio.to_thread(thumbnail.render_png, xml)
+            except errors.InvalidInput as exc:
+                raise FlatError(400, "SCORE_RENDER_FAILED", exc.message) from None
+            del headers["Content-Disposition"]  # an image to show, not a file to save
+            return Response(content=png, media_type=media_type, headers=headers)
         data = await _revision_file(scores, owner, revision, file_format, selected)
         return Response(content=data, media_type=media_type, headers=headers)
 
