@@ -18,6 +18,7 @@ import imageio_ffmpeg
 __all__ = [
     "ffmpeg_exe",
     "make_audio",
+    "make_sparse_video",
     "make_text_file",
     "make_truncated_mp4",
     "make_video",
@@ -83,6 +84,21 @@ def make_video(
         rotate += ["-display_rotation", str(display_rotation_deg), "-i", str(upright)]
         rotate += ["-c", "copy", str(path)]
         subprocess.run(rotate, check=True, capture_output=True, timeout=60)
+    return path
+
+
+def make_sparse_video(
+    path: Path, *, frames: int = 2, gap_s: float = 3600.0, width: int = 1280, height: int = 720
+) -> Path:
+    """A few frames ``gap_s`` apart in a 30 fps stream: a tiny file that claims hours.
+
+    Crafted files like this one cost an encoder hours of frames for a few kilobytes.
+    """
+    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    argv += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30"]
+    argv += ["-frames:v", str(frames), "-vf", f"setpts=N*{gap_s:g}/TB", "-fps_mode", "vfr"]
+    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-pix_fmt", "yuv420p"]
+    subprocess.run([*argv, str(path)], check=True, capture_output=True, timeout=60)
     return path
 
 

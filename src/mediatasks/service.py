@@ -19,6 +19,7 @@ from mediatasks import settings as settings_module
 from mediatasks.blobstore import base as blobstore
 from mediatasks.ipfs import asset_storage, gateway
 from mediatasks.ipfs import pinning as ipfs_pinning
+from mediatasks.media import limits
 from mediatasks.worker.handlers import upload
 
 __all__ = [
@@ -88,11 +89,14 @@ async def bootstrap_key(store: taskstore.TaskStore, kept: Path) -> Bootstrap | N
 DUPLICATE_IMPORT_WINDOW = timedelta(minutes=15)
 
 
-def _upload_params(options: Mapping[str, Any]) -> dict[str, Any]:
+def _upload_params(
+    options: Mapping[str, Any], settings: settings_module.Settings
+) -> dict[str, Any]:
     """The upload task's params from a request's options; what cannot be done is refused."""
     profiles = options.get("profiles")
     if profiles is not None and len(profiles) == 0:
         raise errors.InvalidInput("assets must have at least one profile")
+    limits.check_profiles(profiles, limits.profile_limits(settings))
     if options.get("encryption") is not None:
         raise errors.InvalidInput(
             "encrypted uploads are not supported by this service: upload the file unencrypted"
@@ -189,7 +193,7 @@ async def import_from_url(
     """
     fetched = gateway.http_url(url, settings)
     fetch.check_url(fetched, allow_private=settings.allow_private_urls)
-    params = {"url": fetched, **_upload_params(options)}
+    params = {"url": fetched, **_upload_params(options, settings)}
     since = datetime.now(UTC) - DUPLICATE_IMPORT_WINDOW
     existing = await store.find_url_import(project_id, url, since=since)
     if existing is not None:
@@ -227,7 +231,7 @@ async def request_upload(
         project_id=project_id,
         name=name,
         source={"type": "directUpload"},
-        params=_upload_params(options),
+        params=_upload_params(options, settings),
         options=options,
         storage=storage,
         direct=True,

@@ -8,6 +8,7 @@ matter here, so these run on SQLite only.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,26 @@ CORPUS: dict[str, tuple[str, Callable[[Path], Path], tuple[int, int] | None, flo
         (640, 360),
         2,
     ),
+    "two frames an hour apart": ("hour.mp4", mediagen.make_sparse_video, None, 0),
+    "ten hours in a few kilobytes": (
+        "tenhours.mp4",
+        lambda p: mediagen.make_sparse_video(p, gap_s=36_000, width=320, height=240),
+        None,
+        0,
+    ),
     "interlaced": (
         "interlaced.mp4",
         _video(seconds=2, extra_args=["-vf", "tinterlace=interleave_top", "-flags", "+ilme+ildct"]),
         (640, 360),
         2,
     ),
+}
+
+
+#: Files refused by a limit before any encoding, and what their message says.
+REFUSED_BEFORE_ENCODING = {
+    "two frames an hour apart": "bits per second",
+    "ten hours in a few kilobytes": "bits per second",
 }
 
 
@@ -116,6 +131,12 @@ async def service(
     await store.close()
 
 
+async def assert_not_encoded(client: httpx.AsyncClient, task_id: str) -> None:
+    """No ladder command on the task's timeline: the task failed before FFmpeg encoded."""
+    timeline = (await client.get(f"/task/{task_id}/events")).json()
+    assert "-filter_complex" not in json.dumps(timeline), timeline
+
+
 @pytest.mark.parametrize("name", list(CORPUS))
 async def test_input_from_the_wild(
     service: tuple[httpx.AsyncClient, Runtime], corpus: str, name: str
@@ -138,6 +159,9 @@ async def test_input_from_the_wild(
         message = task["status"]["errorMessage"]
         assert message and "internal error" not in message, message
         assert not media_root.exists() or not any(media_root.rglob("*.*"))
+        if name in REFUSED_BEFORE_ENCODING:
+            assert REFUSED_BEFORE_ENCODING[name] in message, message
+            await assert_not_encoded(client, task_id)
         print(f"\n{name}: failed as it should: {message}")
         return
     assert task["status"]["phase"] == "completed", task
@@ -162,3 +186,48 @@ async def test_input_from_the_wild(
         picture = thumbnail.streams.video[0].codec_context
         assert (picture.width >= picture.height) == (width >= height)
     print(f"\n{name}: {[(r.name, r.width, r.height, round(r.duration_s, 2)) for r in renditions]}")
+
+
+#: name -> (request fields, settings, what the message says)
+LIMITS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
+    "a segment every 0.1 ms": ({"targetSegmentSizeSecs": 0.0001}, {}, "20,000 segments"),
+    "longer than the maximum duration": ({}, {"max_source_duration_s": 1.5}, "longer than"),
+    "more frames than its bytes can hold": (
+        {},
+        {"min_source_bytes_per_frame": 1_000_000},
+        "for 60 frames of video",
+    ),
+    "renditions larger than the output limit": (
+        {"profiles": [{"name": "big", "width": 640, "height": 360, "bitrate": 200_000_000}]},
+        {},
+        "more than the limit of 50.0 MiB",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LIMITS))
+async def test_limits_fail_the_task_before_encoding(
+    sqlite_url: str, tmp_path: Path, corpus: str, name: str
+) -> None:
+    fields, overrides, fragment = LIMITS[name]
+    store = taskstore.open_task_store(sqlite_url)
+    await store.migrate()
+    config = settings.Settings(
+        data_dir=tmp_path / "data",
+        allow_private_urls=True,
+        poll_interval_s=0.05,
+        max_output_bytes=50 * 1024**2,
+        **overrides,
+    )
+    async with inprocess.running(store, config) as running:
+        body = {"name": name, "url": f"{corpus}/silent.mp4", **fields}  # 2 s
+        created = await running.client.post("/asset/upload/url", json=body)
+        assert created.status_code == 201, created.text
+        task = await running.finish(created.json()["task"]["id"])
+        assert task["status"]["phase"] == "failed", task
+        assert task["status"]["retries"] == 0
+        message = task["status"]["errorMessage"]
+        assert fragment in message, message
+        print(f"\n{name}: failed before encoding: {message}")
+        await assert_not_encoded(running.client, task["id"])
+    await store.close()

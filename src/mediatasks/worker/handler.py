@@ -8,17 +8,20 @@ for a failure that may pass).  It never touches the task's phase: the worker doe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from mediatasks import errors, tasks, taskstore
 from mediatasks import settings as settings_module
-from mediatasks import tasks, taskstore
 from mediatasks.blobstore import base as blobstore
-from mediatasks.media import ffmpeg, hls, ladder, preview, probe
+from mediatasks.media import ffmpeg, hls, ladder, limits, preview, probe
 from mediatasks.worker import outcome
 
 __all__ = ["Context", "Handler", "encode_ladder"]
@@ -108,8 +111,28 @@ async def encode_ladder(
     ``thumbnails/`` and ``storyboard/`` there (:mod:`mediatasks.media.preview`).  FFmpeg's
     version and exact command lines go on the task's timeline (``ctx.facts``); its progress maps
     onto ``progress`` (start, end) of the task's.
+
+    Before FFmpeg starts, the profiles and the source are checked against the limits
+    (:mod:`mediatasks.media.limits`): ``errors.Unretriable`` says which one they exceed.  While it
+    runs, the encode is stopped (``errors.Unretriable``) if its output grows past
+    ``max_output_bytes``.
     """
     settings = ctx.settings
+    try:
+        limits.check_profiles(
+            [profile.to_wire() for profile in profiles], limits.profile_limits(settings)
+        )
+    except errors.InvalidInput as exc:
+        raise errors.Unretriable(f"invalid transcode profile requested: {exc.message}") from exc
+    duration_s = spec.duration_s if clip is None else clip[1] - clip[0]
+    limits.check_source(
+        spec,
+        duration_s=duration_s,
+        profiles=profiles,
+        segment_s=segment_s,
+        mp4=mp4,
+        limits=limits.source_limits(settings),
+    )
     binary = ffmpeg.ffmpeg_binary(settings.ffmpeg_path)
     ctx.private_folders.append(os.path.dirname(os.path.abspath(binary)))
     plan = None
@@ -118,7 +141,7 @@ async def encode_ladder(
             out_dir=ctx.workdir,
             display_width=spec.display_width,
             display_height=spec.display_height,
-            duration_s=spec.duration_s if clip is None else clip[1] - clip[0],
+            duration_s=duration_s,
             segment_s=segment_s,
             tile_px=settings.storyboard_tile_px,
             max_tiles=settings.storyboard_max_tiles,
@@ -133,7 +156,11 @@ async def encode_ladder(
         profiles=profiles,
         out_dir=ctx.workdir / "hls",
         segment_s=segment_s,
-        on_progress=ctx.progress_span(*progress),
+        on_progress=_OutputGuard(
+            ctx.progress_span(*progress),
+            [ctx.workdir / name for name in ("hls", *_PREVIEW_DIRS)],
+            settings.max_output_bytes,
+        ),
         on_command=lambda argv: facts.update(command=argv),
         preset=settings.x264_preset,
         mp4_dir=ctx.workdir / "mp4" if mp4 else None,
@@ -159,6 +186,47 @@ def _replace_paths(value: Any, replacements: Sequence[tuple[str, str]]) -> Any:
     if isinstance(value, list | tuple):
         return [_replace_paths(item, replacements) for item in value]
     return value
+
+
+_PREVIEW_DIRS = (preview.THUMBNAILS_DIR, preview.STORYBOARD_DIR)
+
+
+@dataclasses.dataclass
+class _OutputGuard:
+    """A progress reporter that also stops the encode once its folders hold too many bytes.
+
+    Measuring walks the folders (in a thread), so it is done at most every ``interval_s``.
+    """
+
+    report: Callable[[float], Awaitable[None]]
+    folders: Sequence[Path]
+    max_bytes: int
+    interval_s: float = 2.0
+    _last_s: float = -math.inf
+
+    async def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last_s >= self.interval_s:
+            self._last_s = now
+            written = await asyncio.to_thread(_tree_bytes, self.folders)
+            if written > self.max_bytes:
+                raise errors.Unretriable(
+                    f"the renditions grew past the limit of {self.max_bytes} bytes "
+                    "(max_output_bytes) while encoding: the encode was stopped"
+                )
+        await self.report(fraction)
+
+
+def _tree_bytes(folders: Sequence[Path]) -> int:
+    total = 0
+    for folder in folders:
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:  # a temporary file renamed meanwhile
+                    continue
+    return total
 
 
 class Handler(Protocol):

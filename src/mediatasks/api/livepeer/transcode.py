@@ -28,6 +28,7 @@ from mediatasks.api.livepeer.auth import Project, runtime_of
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore import base
 from mediatasks.ipfs import gateway
+from mediatasks.media import limits
 
 __all__ = ["TranscodeRequest", "router", "transcode_params"]
 
@@ -136,6 +137,11 @@ def transcode_params(body: TranscodeRequest, settings: settings_module.Settings)
         raise errors.InvalidInput("outputs must name at least one of hls, mp4 or fmp4")
     if body.profiles is not None and not body.profiles:
         raise errors.InvalidInput("no transcode profiles could be resolved")
+    if body.profiles is not None:
+        limits.check_profiles(
+            [p.model_dump(by_alias=True, exclude_none=True) for p in body.profiles],
+            limits.profile_limits(settings),
+        )
 
     source: str
     if isinstance(body.input, S3Input):
