@@ -138,6 +138,19 @@ async def test_put_copies_the_source(store: BlobStore, work: Path) -> None:
     assert dest.read_bytes() == b"first"
 
 
+async def test_move_publishes_the_file_and_gives_it_up(store: BlobStore, work: Path) -> None:
+    data = bytes(range(256)) * 100
+    source = _file(work, "in.mp4", data)
+    await store.move_file("asset/p/video", source)
+    assert not source.exists()
+    dest = work / "out.mp4"
+    await store.get_file("asset/p/video", dest)
+    assert dest.read_bytes() == data
+    await store.move_file("asset/p/video", _file(work, "again.mp4", b"second"))
+    assert await store.size_bytes("asset/p/video") == len(b"second")
+    assert await store.list_keys("asset") == ["asset/p/video"]
+
+
 async def test_put_overwrites(store: BlobStore, work: Path) -> None:
     await store.put_file("a/b.ts", _file(work, "one.ts", b"a longer first version"))
     await store.put_file("a/b.ts", _file(work, "two.ts", b"short"))
@@ -591,3 +604,30 @@ async def test_s3_unreachable_endpoint_is_unavailable(work: Path) -> None:
             await store.put_file("a.ts", _file(work, "a.ts", b"x"))
     finally:
         await store.close()
+
+
+async def test_a_local_move_is_a_rename(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "media")
+    source = _file(tmp_path, "big.mp4", b"x" * 1000)
+    inode = source.stat().st_ino
+    await store.move_file("asset/p/video", source)
+    assert (tmp_path / "media/asset/p/video").stat().st_ino == inode, "no copy was made"
+
+
+async def test_large_files_go_to_s3_as_streamed_multipart_uploads(
+    moto: s3server.MotoServer, tmp_path: Path
+) -> None:
+    bucket = moto.new_bucket()
+    store = S3BlobStore(bucket, config=s3_config(moto))
+    try:
+        big = _file(tmp_path, "big.mp4", bytes(range(256)) * (20 * 4096 + 7))  # 20 MiB and a bit
+        await store.move_file("asset/p/video", big)
+        await store.put_file("asset/p/small.m3u8", _file(tmp_path, "s.m3u8", b"#EXTM3U\n"))
+    finally:
+        await store.close()
+    head = moto.client().head_object(Bucket=bucket, Key="asset/p/video")
+    assert head["ETag"].strip('"').endswith("-3"), "three 8 MiB parts"
+    assert head["ContentLength"] == 256 * (20 * 4096 + 7)
+    assert moto.read(bucket, "asset/p/video") == bytes(range(256)) * (20 * 4096 + 7)
+    small = moto.client().head_object(Bucket=bucket, Key="asset/p/small.m3u8")
+    assert "-" not in small["ETag"] and small["ContentType"] == "application/vnd.apple.mpegurl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,10 @@ async def test_request_upload_then_put(client: httpx.AsyncClient, clip: bytes) -
     asset = (await client.get(f"/asset/{body['asset']['id']}")).json()
     assert asset["status"]["phase"] == "ready"
     assert asset["size"] == len(clip)
+    # Hashed while the ladder was encoded, from the file where the upload left it.
+    assert asset["hash"] == [{"hash": hashlib.sha256(clip).hexdigest(), "algorithm": "sha256"}]
+    source = await client.get(f"http://testserver/media/asset/{asset['playbackId']}/video")
+    assert source.content == clip
     again = await client.put(body["url"], content=clip)
     assert again.status_code == 422
     assert again.json() == {"errors": ["asset has already been uploaded"]}

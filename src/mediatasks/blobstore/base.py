@@ -50,6 +50,14 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def move_file(self, key: str, path: Path) -> None:
+        """Publish the local file ``path`` as ``key``, giving the file up (publish by rename).
+
+        As :meth:`put_file`, but ``path`` is gone afterwards: a local folder renames it into
+        place when it is on the same file system, so publishing a large file costs no copy.
+        """
+        ...
+
     async def put_tree(self, prefix: str, directory: Path) -> list[str]:
         """Publish every file under ``directory`` as ``prefix/<relative path>``; return the keys.
 

@@ -50,6 +50,13 @@ class LocalBlobStore:
         target = self._path(key)
         await asyncio.to_thread(self._install, key, Path(path), target, link=False)
 
+    async def move_file(self, key: str, path: Path) -> None:
+        """Rename ``path`` to ``key`` (a copy across file systems); see
+        :meth:`BlobStore.move_file`."""
+        target = self._path(key)
+        await asyncio.to_thread(self._install, key, Path(path), target, link=True)
+        await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+
     async def put_tree(self, prefix: str, directory: Path) -> list[str]:
         """Publish ``directory`` under ``prefix``, hard-linking where the file system allows.
 

@@ -33,6 +33,11 @@ class MemoryBlobStore:
         data = await asyncio.to_thread(Path(path).read_bytes)
         self._store(key, data)
 
+    async def move_file(self, key: str, path: Path) -> None:
+        """Store ``path`` as ``key`` and remove it; see :meth:`BlobStore.move_file`."""
+        await self.put_file(key, path)
+        await asyncio.to_thread(Path(path).unlink)
+
     async def put_tree(self, prefix: str, directory: Path) -> list[str]:
         """Publish ``directory`` under ``prefix``; see :meth:`BlobStore.put_tree`."""
         files = await asyncio.to_thread(base.staged_files, prefix, Path(directory))

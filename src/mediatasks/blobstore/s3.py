@@ -49,6 +49,7 @@ from typing import Any, Final, TypeVar
 
 import boto3
 import boto3.exceptions
+import boto3.s3.transfer
 import botocore.config
 import botocore.exceptions
 
@@ -61,6 +62,12 @@ _T = TypeVar("_T")
 
 #: Uploads in flight at once while publishing a tree (segments are small: latency dominates).
 _PARALLEL_UPLOADS: Final = 8
+#: Large files go up as a multipart upload, streamed from the file in parts of this size, a
+#: few parts at once; small ones (segments, playlists) in one request.
+_PART_BYTES: Final = 8 * 1024 * 1024
+_TRANSFER: Final = boto3.s3.transfer.TransferConfig(
+    multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=4
+)
 #: ``DeleteObjects`` takes at most this many keys per request.
 _DELETE_BATCH: Final = 1000
 _COPY_CHUNK_BYTES: Final = 1024 * 1024
@@ -260,6 +267,11 @@ class S3BlobStore:
 
         await self._run(put, key)
 
+    async def move_file(self, key: str, path: Path) -> None:
+        """Upload ``path`` as ``key`` (in parts when large: :data:`_PART_BYTES`), remove it."""
+        await self.put_file(key, path)
+        await asyncio.to_thread(Path(path).unlink)
+
     async def put_tree(self, prefix: str, directory: Path) -> list[str]:
         """Publish ``directory`` under ``prefix``; see :meth:`BlobStore.put_tree`.
 
@@ -450,7 +462,11 @@ class S3BlobStore:
         content_type = _content_type(key)
         try:
             client.upload_fileobj(
-                file, self._bucket, self._full(key), ExtraArgs={"ContentType": content_type}
+                file,
+                self._bucket,
+                self._full(key),
+                ExtraArgs={"ContentType": content_type},
+                Config=_TRANSFER,
             )
         except boto3.exceptions.S3UploadFailedError as exc:
             # boto3 wraps the service's answer in a message; the original is the context.

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from mediatasks import errors, fetch
+from mediatasks import assets, errors, fetch
 from mediatasks.media import hls, ladder, preview, probe
 from mediatasks.worker import handler, outcome
 
@@ -76,19 +76,35 @@ class UploadHandler:
             raise errors.Unretriable("task cancelled, asset has been deleted") from exc
         settings = ctx.settings
 
+        prefix = blob_prefix(asset.playback_id)
         source = ctx.workdir / "source"
         if params.uploaded_object_key:
-            fetched = await _received(ctx, params.uploaded_object_key, source)
-        else:
-            fetched = await fetch.download(
-                params.url,
-                source,
-                allow_private=settings.allow_private_urls,
-                max_bytes=settings.max_source_bytes,
-                timeout_s=settings.download_timeout_s,
-                total_timeout_s=settings.download_total_timeout_s,
-                on_progress=_download_progress(ctx),
-            )
+            source, hashing = await _received(ctx, params.uploaded_object_key, source)
+            try:
+                return await self._transcode(ctx, params, asset, prefix, source, hashing)
+            finally:
+                hashing.cancel()  # only if the encode failed: the thread ends on its own
+        fetched = await fetch.download(
+            params.url,
+            source,
+            allow_private=settings.allow_private_urls,
+            max_bytes=settings.max_source_bytes,
+            timeout_s=settings.download_timeout_s,
+            total_timeout_s=settings.download_total_timeout_s,
+            on_progress=_download_progress(ctx),
+        )
+        return await self._transcode(ctx, params, asset, prefix, source, fetched)
+
+    async def _transcode(
+        self,
+        ctx: handler.Context,
+        params: UploadParams,
+        asset: assets.Asset,
+        prefix: str,
+        source: Path,
+        fetched: fetch.Download | asyncio.Task[fetch.Download],
+    ) -> outcome.Complete:
+        """Probe, encode and publish ``source``; ``fetched`` may still be hashing it."""
         spec = await asyncio.to_thread(probe.probe, source)
         clip = params.clip
         if clip is not None and not 0 <= clip[0] < clip[1] <= spec.duration_s + 0.05:
@@ -108,7 +124,6 @@ class UploadHandler:
             previews=True,
         )
 
-        prefix = blob_prefix(asset.playback_id)
         await ctx.blobs.put_tree(f"{prefix}/hls", ctx.workdir / "hls")
         static_mp4s = await _publish_mp4s(ctx, prefix, output)
         media: dict[str, Any] = {
@@ -119,7 +134,10 @@ class UploadHandler:
         if output.previews is not None:
             media.update(await _publish_previews(ctx, prefix, output.previews))
         if clip is None:
-            await ctx.blobs.put_file(f"{prefix}/video", source)
+            if not isinstance(fetched, fetch.Download):
+                fetched = await fetched  # hashed in a thread while the ladder was encoded
+            if params.uploaded_object_key != f"{prefix}/video":
+                await ctx.blobs.move_file(f"{prefix}/video", source)  # a rename, locally
             media.update(
                 size=fetched.size_bytes,
                 hash=[{"hash": fetched.sha256, "algorithm": "sha256"}],
@@ -158,8 +176,8 @@ async def _publish_mp4s(
     for path in output.mp4s:
         profile = profiles[path.stem]
         key = f"{prefix}/{path.name}"
-        await ctx.blobs.put_file(key, path)
         size = (await asyncio.to_thread(path.stat)).st_size
+        await ctx.blobs.move_file(key, path)
         published.append({"key": key, "size": size, **profile.to_wire()})
     published.sort(key=lambda mp4: (mp4["width"] * mp4["height"], mp4["bitrate"]), reverse=True)
     return published
@@ -223,18 +241,32 @@ async def _publish_previews(
     }
 
 
-async def _received(ctx: handler.Context, key: str, dest: Path) -> fetch.Download:
-    """The uploaded source, copied from the blob store into the work folder and hashed."""
-    try:
-        await ctx.blobs.get_file(key, dest)
-    except errors.NotFound as exc:
-        raise errors.Unretriable("the uploaded file is missing") from exc
+async def _received(
+    ctx: handler.Context, key: str, dest: Path
+) -> tuple[Path, asyncio.Task[fetch.Download]]:
+    """Where the uploaded source can be read, and a task hashing it meanwhile.
 
-    size = dest.stat().st_size
+    A local blob store's file is read where it lies (it is already the asset's ``video`` for a
+    direct upload, or a parent's source for a clip); a remote one is copied into ``dest``.  The
+    hash runs in a thread while the caller probes and encodes.
+    """
+    path = ctx.blobs.local_path(key)
+    if path is None or not await asyncio.to_thread(path.is_file):
+        path = dest
+        try:
+            await ctx.blobs.get_file(key, dest)
+        except errors.NotFound as exc:
+            raise errors.Unretriable("the uploaded file is missing") from exc
+    size = (await asyncio.to_thread(path.stat)).st_size
     if size == 0:
         raise errors.Unretriable("the source file is empty")
-    sha256 = await asyncio.to_thread(_sha256, dest)
-    return fetch.Download(size_bytes=size, sha256=sha256, content_type=None, final_url="")
+
+    def digest() -> fetch.Download:
+        return fetch.Download(
+            size_bytes=size, sha256=_sha256(path), content_type=None, final_url=""
+        )
+
+    return path, asyncio.create_task(asyncio.to_thread(digest))
 
 
 def _download_progress(ctx: handler.Context) -> Any:
