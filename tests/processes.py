@@ -131,6 +131,45 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
+def trickle_server(
+    data: bytes, *, chunk_bytes: int, pause_s: float, stop_at: int | None = None
+) -> Iterator[str]:
+    """Serve ``data`` at ``/video.mp4`` slowly: ``chunk_bytes`` at a time, ``pause_s`` apart.
+
+    The full length is announced; with ``stop_at`` the connection is closed after that many
+    bytes, as a server that dies in the middle of a download does.
+    """
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            end = len(data) if stop_at is None else stop_at
+            for start in range(0, end, chunk_bytes):
+                try:
+                    self.wfile.write(data[start : min(start + chunk_bytes, end)])
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(pause_s)
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/video.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
 def file_server(root: Path) -> Iterator[str]:
     """Serve ``root`` over HTTP on 127.0.0.1; yields the base URL."""
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import re
@@ -46,11 +47,13 @@ __all__ = [
     "MAX_REDIRECTS",
     "PRIVATE_URLS_HINT",
     "PROGRESS_INTERVAL_S",
+    "Arrival",
     "Download",
     "IPAddress",
     "ProgressFunc",
     "check_url",
     "download",
+    "follow",
     "redact_url",
     "resolve_url",
 ]
@@ -122,6 +125,72 @@ class Download:
     final_url: str
 
 
+@dataclass(kw_only=True)
+class Arrival:
+    """How much of a download is in its file so far: for a reader that follows the bytes in.
+
+    :func:`download` updates it as each batch is written and flushed, and once more when it
+    ends, with ``finished`` or ``failure`` set.  Waiters wake up on every change.
+    """
+
+    #: The length the server announced, if it did.
+    total_bytes: int | None = None
+    #: Bytes in the file, readable by another file handle.
+    written_bytes: int = 0
+    finished: bool = False
+    #: What the download raised, once it has.
+    failure: BaseException | None = None
+    _changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def over(self) -> bool:
+        """Whether the download has ended, one way or the other."""
+        return self.finished or self.failure is not None
+
+    async def wait_for(self, condition: Callable[[Arrival], bool]) -> None:
+        """Return once ``condition(self)`` holds or the download is over."""
+        while True:
+            self._changed.clear()
+            if self.over or condition(self):
+                return
+            await self._changed.wait()
+
+    async def wait_past(self, offset: int) -> None:
+        """Return once more than ``offset`` bytes are written, or the download is over."""
+        await self.wait_for(lambda arrival: arrival.written_bytes > offset)
+
+    def _update(self, **changes: object) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self._changed.set()
+
+
+async def follow(path: Path, arrival: Arrival, writer: asyncio.StreamWriter) -> None:
+    """Copy ``path`` into ``writer`` as a download writes it, until it is complete.
+
+    Raises what the download raised, should it fail: the bytes already passed on are then a
+    truncated file, which the reader must not take for the whole.
+    """
+    offset = 0
+    with await asyncio.to_thread(path.open, "rb") as file:
+        while True:
+            if offset < arrival.written_bytes:
+                size = min(_WRITE_BATCH_BYTES, arrival.written_bytes - offset)
+                chunk = await asyncio.to_thread(file.read, size)
+                if not chunk:  # the file went away (a failed download removes it)
+                    await arrival.wait_for(lambda a: a.over)
+                else:
+                    writer.write(chunk)
+                    await writer.drain()
+                    offset += len(chunk)
+                    continue
+            if arrival.failure is not None:
+                raise arrival.failure
+            if arrival.finished and offset >= arrival.written_bytes:
+                return
+            await arrival.wait_past(offset)
+
+
 def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse a source URL that can never be fetched safely; raise ``errors.UnsafeURL``.
 
@@ -176,8 +245,11 @@ async def download(
     timeout_s: float,
     total_timeout_s: float,
     on_progress: ProgressFunc | None = None,
+    arrival: Arrival | None = None,
 ) -> Download:
     """Download ``url`` to ``dest``, hashing it on the way; remove ``dest`` again on any failure.
+
+    With ``arrival``, another reader can follow the bytes into ``dest`` while they arrive.
 
     ``timeout_s`` bounds each wait (name resolution, connecting, the next bytes of the answer) and
     ``total_timeout_s`` the whole download.  ``on_progress`` is awaited at most every
@@ -187,6 +259,36 @@ async def download(
     redirect that is not allowed) and ``errors.SourceUnavailable`` when it might (5xx, connection
     or name resolution failures, timeouts).  Other errors (a full disk) propagate unchanged.
     """
+    arrival = arrival or Arrival()
+    try:
+        done = await _download(
+            url,
+            dest,
+            allow_private=allow_private,
+            max_bytes=max_bytes,
+            timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s,
+            on_progress=on_progress,
+            arrival=arrival,
+        )
+    except BaseException as exc:
+        arrival._update(failure=exc)
+        raise
+    arrival._update(finished=True)
+    return done
+
+
+async def _download(
+    url: str,
+    dest: Path,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    timeout_s: float,
+    total_timeout_s: float,
+    on_progress: ProgressFunc | None,
+    arrival: Arrival,
+) -> Download:
     deadline = asyncio.timeout(total_timeout_s)
     try:
         async with deadline:
@@ -197,6 +299,7 @@ async def download(
                 max_bytes=max_bytes,
                 timeout_s=timeout_s,
                 on_progress=on_progress,
+                arrival=arrival,
             )
     except TimeoutError as exc:
         if not deadline.expired():
@@ -391,6 +494,7 @@ async def _follow(
     max_bytes: int,
     timeout_s: float,
     on_progress: ProgressFunc | None,
+    arrival: Arrival,
 ) -> Download:
     """Request ``url``, following redirects by hand, and save the final answer's body."""
     with _translate_httpx_errors(timeout_s):
@@ -415,7 +519,12 @@ async def _follow(
                         continue
                     _check_status(response)
                     return await _save_body(
-                        response, url, dest, max_bytes=max_bytes, on_progress=on_progress
+                        response,
+                        url,
+                        dest,
+                        max_bytes=max_bytes,
+                        on_progress=on_progress,
+                        arrival=arrival,
                     )
                 finally:
                     await response.aclose()
@@ -465,11 +574,13 @@ async def _save_body(
     *,
     max_bytes: int,
     on_progress: ProgressFunc | None,
+    arrival: Arrival,
 ) -> Download:
     too_large = f"the source file is larger than the limit of {max_bytes} bytes"
     total_bytes = _content_length(response)
     if total_bytes is not None and total_bytes > max_bytes:
         raise errors.Unretriable(too_large)
+    arrival._update(total_bytes=total_bytes)
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
     received_bytes = 0
@@ -485,11 +596,13 @@ async def _save_body(
             if len(pending) >= _WRITE_BATCH_BYTES:
                 batch, pending = pending, bytearray()
                 await asyncio.to_thread(_write_batch, file, digest, batch)
+                arrival._update(written_bytes=received_bytes)
             if on_progress is not None and loop.time() - last_report_s >= PROGRESS_INTERVAL_S:
                 last_report_s = loop.time()
                 await on_progress(received_bytes, total_bytes)
         if pending:
             await asyncio.to_thread(_write_batch, file, digest, pending)
+        arrival._update(written_bytes=received_bytes)
         if received_bytes == 0:
             raise errors.Unretriable("the source file is empty")
         await asyncio.to_thread(file.close)
@@ -511,6 +624,7 @@ async def _save_body(
 
 def _write_batch(file: BinaryIO, digest: hashlib._Hash, batch: bytearray) -> None:
     file.write(batch)
+    file.flush()  # readable by whoever follows the download (Arrival)
     digest.update(batch)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +18,7 @@ import pytest
 
 from mediatasks import settings, taskstore
 from mediatasks.api.runtime import Runtime
+from mediatasks.worker.handlers import upload
 from tests import inprocess, mediagen, processes
 
 pytestmark = pytest.mark.slow
@@ -58,6 +61,34 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (root / "empty.mp4").write_bytes(b"")
     with processes.file_server(root) as base:
         yield base
+
+
+def ffmpeg_reading_a_pipe(workdir: Path) -> bool:
+    """Whether an FFmpeg of ours writes into ``workdir`` while reading its input from a pipe."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if b"pipe:0" in argv and any(str(workdir).encode() in arg for arg in argv):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def faststart(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """6 s of 720p with its index first (as web servers serve MP4s): about 6 MB."""
+    path = tmp_path_factory.mktemp("faststart") / "fast.mp4"
+    mediagen.make_video(
+        path,
+        seconds=6,
+        width=1280,
+        height=720,
+        extra_args=["-crf", "4", "-movflags", "+faststart"],
+    )
+    data = path.read_bytes()
+    assert len(data) > 2 * upload.STREAM_AFTER_BYTES
+    return data
 
 
 @pytest.fixture
@@ -211,6 +242,59 @@ async def test_thumbnails_and_storyboard_are_served_and_go_with_the_asset(
     assert (await client.delete(f"/asset/{asset_id}")).status_code == 204
     assert media_files(runtime) == []
     assert (await client.get(f"{served}/{board['sheets'][0]}")).status_code == 404
+
+
+async def test_ffmpeg_reads_a_faststart_mp4_while_it_downloads(
+    service: tuple[httpx.AsyncClient, Runtime], faststart: bytes
+) -> None:
+    client, runtime = service
+    # About 3 s to download: 256 KiB every 0.12 s.
+    with processes.trickle_server(faststart, chunk_bytes=256 * 1024, pause_s=0.12) as url:
+        created = await client.post(
+            "/asset/upload/url",
+            json={"name": "fast", "url": url, "targetSegmentSizeSecs": 2},
+        )
+        task_id = created.json()["task"]["id"]
+        encoding_while_downloading = False
+        async with asyncio.timeout(60):
+            while True:
+                workdir = runtime.settings.work_dir / task_id
+                partial = workdir / "source"
+                if ffmpeg_reading_a_pipe(workdir) and partial.exists():
+                    encoding_while_downloading |= partial.stat().st_size < len(faststart)
+                task = (await client.get(f"/task/{task_id}")).json()
+                if task["status"]["phase"] in ("completed", "failed"):
+                    break
+                await asyncio.sleep(0.05)
+    assert task["status"]["phase"] == "completed", task
+    assert encoding_while_downloading, "FFmpeg should have started before the last byte arrived"
+    asset = (await client.get(f"/asset/{created.json()['asset']['id']}")).json()
+    assert asset["size"] == len(faststart)
+    assert asset["hash"][0]["hash"] == hashlib.sha256(faststart).hexdigest()
+    assert asset["videoSpec"]["duration"] == pytest.approx(6.0, abs=0.1)
+    playback = asset["playbackId"]
+    stored = runtime.settings.media_dir / "asset" / playback / "video"
+    assert stored.read_bytes() == faststart
+    names = sorted(p.name for p in (stored.parent / "hls" / "720p0").iterdir())
+    assert names == ["0.ts", "1.ts", "2.ts", "index.m3u8"]
+
+
+async def test_a_download_that_breaks_while_ffmpeg_reads_it_is_retried(
+    service: tuple[httpx.AsyncClient, Runtime], faststart: bytes
+) -> None:
+    client, runtime = service
+    half = len(faststart) // 2
+    with processes.trickle_server(
+        faststart, chunk_bytes=256 * 1024, pause_s=0.02, stop_at=half
+    ) as url:
+        created = await client.post("/asset/upload/url", json={"name": "cut", "url": url})
+        task = await finish(client, created.json()["task"]["id"])
+    assert task["status"]["phase"] == "failed", task
+    assert task["status"]["retries"] == 2, "a lost connection is worth retrying"
+    assert "before the whole file arrived" in task["status"]["errorMessage"], task
+    timeline = (await client.get(f"/task/{task['id']}/events")).json()
+    assert "pipe:0" in json.dumps(timeline), "FFmpeg was reading the download as it arrived"
+    assert media_files(runtime) == []
 
 
 async def test_cancel_kills_the_transcode_and_removes_its_output(

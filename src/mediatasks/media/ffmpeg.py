@@ -249,6 +249,7 @@ async def run_ffmpeg(
     duration_s: float | None,
     on_progress: Callable[[float], Awaitable[None]] | None = None,
     terminate_grace_s: float = TERMINATE_GRACE_S,
+    stdin_feed: Callable[[asyncio.StreamWriter], Awaitable[None]] | None = None,
 ) -> FFmpegRun:
     """Run FFmpeg to completion and return what it did.
 
@@ -266,6 +267,11 @@ async def run_ffmpeg(
         propagates.
     terminate_grace_s
         Seconds between SIGTERM and SIGKILL when the run is cancelled.
+    stdin_feed
+        Writes FFmpeg's input (``-i pipe:0``) to the pipe it is given, and closes it at the end.
+        Should it raise, FFmpeg is stopped and its exception propagates (an input that failed to
+        arrive is the input's failure, not FFmpeg's); should FFmpeg stop reading, the feed's
+        broken pipe is ignored and FFmpeg's exit status speaks.
 
     Raises
     ------
@@ -283,7 +289,7 @@ async def run_ffmpeg(
     try:
         proc = await asyncio.create_subprocess_exec(
             *full_argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin_feed is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             # Its own session: a Ctrl-C on our terminal must not reach FFmpeg; the worker
@@ -306,10 +312,23 @@ async def run_ffmpeg(
             if line.strip():
                 tail.append(line.rstrip())
 
+    async def feed(stream: asyncio.StreamWriter) -> None:
+        assert stdin_feed is not None
+        try:
+            await stdin_feed(stream)
+            await stream.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # FFmpeg stopped reading: its exit status says why
+        finally:
+            stream.close()
+
     pumps = [
         asyncio.ensure_future(pump_progress(proc.stdout)),
         asyncio.ensure_future(pump_stderr(proc.stderr)),
     ]
+    if stdin_feed is not None:
+        assert proc.stdin is not None
+        pumps.append(asyncio.ensure_future(feed(proc.stdin)))
     try:
         # Both pumps end at EOF, that is when FFmpeg exits (it closes its pipes then).
         await asyncio.gather(*pumps)

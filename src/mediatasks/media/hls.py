@@ -156,7 +156,7 @@ def output_frame_rate(profile: ladder.Profile, source_fps: float | None) -> Frac
 def build_ladder_command(
     *,
     binary: str,
-    source: Path,
+    source: Path | str,
     spec: probe.VideoSpec,
     profiles: Sequence[ladder.Profile],
     out_dir: Path,
@@ -475,7 +475,7 @@ def write_master_playlist(
 async def transcode_hls(
     *,
     binary: str,
-    source: Path,
+    source: Path | str,
     spec: probe.VideoSpec,
     profiles: Sequence[ladder.Profile],
     out_dir: Path,
@@ -487,8 +487,12 @@ async def transcode_hls(
     mp4_dir: Path | None = None,
     clip: tuple[float, float] | None = None,
     previews: preview.Plan | None = None,
+    stdin_feed: Callable[[asyncio.StreamWriter], Awaitable[None]] | None = None,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
+
+    ``source`` ``"pipe:0"`` with a ``stdin_feed`` reads the source as the feed writes it (see
+    :func:`mediatasks.media.ffmpeg.run_ffmpeg`).
 
     With ``mp4_dir``, :func:`remux_mp4s` then copies the renditions into static MP4s there.
     With ``previews``, the same encode writes thumbnails and storyboard tiles, and
@@ -516,7 +520,9 @@ async def transcode_hls(
     if on_command is not None:
         on_command(ffmpeg.prepare_argv(argv))
     duration_s = spec.duration_s if clip is None else clip[1] - clip[0]
-    run = await ffmpeg.run_ffmpeg(argv, duration_s=duration_s, on_progress=on_progress)
+    run = await ffmpeg.run_ffmpeg(
+        argv, duration_s=duration_s, on_progress=on_progress, stdin_feed=stdin_feed
+    )
     source_fps = spec.video.fps if spec.video is not None else None
     renditions = await asyncio.to_thread(
         write_master_playlist, out_dir, profiles, source_fps=source_fps

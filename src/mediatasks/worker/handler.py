@@ -96,7 +96,7 @@ class _Span:
 async def encode_ladder(
     ctx: Context,
     *,
-    source: Path,
+    source: Path | str,
     spec: probe.VideoSpec,
     profiles: Sequence[ladder.Profile],
     segment_s: float,
@@ -104,13 +104,15 @@ async def encode_ladder(
     mp4: bool,
     clip: tuple[float, float] | None = None,
     previews: bool = False,
+    stdin_feed: Callable[[asyncio.StreamWriter], Awaitable[None]] | None = None,
 ) -> hls.HlsOutput:
     """The ladder of ``source`` in ``ctx.workdir`` (``hls/``, and ``mp4/`` when ``mp4``).
 
     With ``previews`` (and the ``thumbnails`` setting), the same decode also writes
     ``thumbnails/`` and ``storyboard/`` there (:mod:`mediatasks.media.preview`).  FFmpeg's
     version and exact command lines go on the task's timeline (``ctx.facts``); its progress maps
-    onto ``progress`` (start, end) of the task's.
+    onto ``progress`` (start, end) of the task's.  ``source="pipe:0"`` and ``stdin_feed`` read the
+    source while it arrives.
 
     Before FFmpeg starts, the profiles and the source are checked against the limits
     (:mod:`mediatasks.media.limits`): ``errors.Unretriable`` says which one they exceed.  While it
@@ -166,6 +168,7 @@ async def encode_ladder(
         mp4_dir=ctx.workdir / "mp4" if mp4 else None,
         clip=clip,
         previews=plan,
+        stdin_feed=stdin_feed,
     )
     facts["elapsedS"] = round(output.run.elapsed_s, 3)
     # What that time encoded: the clip's range, or the whole source (FFmpeg's speed).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,16 +84,30 @@ class UploadHandler:
                 return await self._transcode(ctx, params, asset, prefix, source, hashing)
             finally:
                 hashing.cancel()  # only if the encode failed: the thread ends on its own
-        fetched = await fetch.download(
-            params.url,
-            source,
-            allow_private=settings.allow_private_urls,
-            max_bytes=settings.max_source_bytes,
-            timeout_s=settings.download_timeout_s,
-            total_timeout_s=settings.download_total_timeout_s,
-            on_progress=_download_progress(ctx),
+        arrival = fetch.Arrival()
+        downloading = asyncio.create_task(
+            fetch.download(
+                params.url,
+                source,
+                allow_private=settings.allow_private_urls,
+                max_bytes=settings.max_source_bytes,
+                timeout_s=settings.download_timeout_s,
+                total_timeout_s=settings.download_total_timeout_s,
+                on_progress=_download_progress(ctx),
+                arrival=arrival,
+            )
         )
-        return await self._transcode(ctx, params, asset, prefix, source, fetched)
+        try:
+            early = await _probe_arriving(source, arrival)
+            if early is None:
+                fetched = await downloading
+                return await self._transcode(ctx, params, asset, prefix, source, fetched)
+            return await self._transcode(
+                ctx, params, asset, prefix, source, downloading, arriving=(early, arrival)
+            )
+        finally:
+            downloading.cancel()  # only if the encode failed or was cancelled
+            await asyncio.gather(downloading, return_exceptions=True)
 
     async def _transcode(
         self,
@@ -103,18 +117,27 @@ class UploadHandler:
         prefix: str,
         source: Path,
         fetched: fetch.Download | asyncio.Task[fetch.Download],
+        arriving: tuple[probe.VideoSpec, fetch.Arrival] | None = None,
     ) -> outcome.Complete:
-        """Probe, encode and publish ``source``; ``fetched`` may still be hashing it."""
-        spec = await asyncio.to_thread(probe.probe, source)
+        """Probe, encode and publish ``source``; ``fetched`` may still be hashing it.
+
+        With ``arriving`` (the spec probed from the first bytes, and the download's progress),
+        FFmpeg reads the source from a pipe as the download writes it.
+        """
+        if arriving is None:
+            spec = await asyncio.to_thread(probe.probe, source)
+        else:
+            spec = arriving[0]
         clip = params.clip
         if clip is not None and not 0 <= clip[0] < clip[1] <= spec.duration_s + 0.05:
             raise errors.Unretriable("the clip's range is outside its source")
         profiles = ladder.resolve_profiles(params.profiles, spec)
         segment_s = hls.segment_size_s(params.target_segment_size_secs)
 
+        read_from, feed = _piped(source, arriving)
         output = await handler.encode_ladder(
             ctx,
-            source=source,
+            source=read_from,
             spec=spec,
             profiles=profiles,
             segment_s=segment_s,
@@ -122,7 +145,11 @@ class UploadHandler:
             mp4=clip is not None or _wants_mp4(asset.options, spec),
             clip=clip,
             previews=True,
+            stdin_feed=feed,
         )
+        if arriving is not None:
+            # The whole file is here now: its own probe is what the asset records.
+            spec = await asyncio.to_thread(probe.probe, source)
 
         await ctx.blobs.put_tree(f"{prefix}/hls", ctx.workdir / "hls")
         static_mp4s = await _publish_mp4s(ctx, prefix, output)
@@ -267,6 +294,48 @@ async def _received(
         )
 
     return path, asyncio.create_task(asyncio.to_thread(digest))
+
+
+#: Bytes of a download after which its start is probed, to see whether FFmpeg can read it as
+#: it arrives (an MP4 whose index comes first: ``-movflags +faststart``, as the web serves them).
+STREAM_AFTER_BYTES = 4 * 1024 * 1024
+#: Containers whose index, read from the start of the file, describes the whole of it.
+_STREAMABLE_FORMATS = frozenset({"mp4", "mov"})
+
+
+async def _probe_arriving(source: Path, arrival: fetch.Arrival) -> probe.VideoSpec | None:
+    """The spec of a download that FFmpeg can read while it arrives, else ``None``.
+
+    That is a download still under way, whose length the server announced (the limits weigh
+    the whole file) and whose first :data:`STREAM_AFTER_BYTES` hold an MP4 index: its
+    duration and tracks are then the whole file's.  Anything else (an index at the end, a
+    stream format whose duration only the whole file tells) waits for the last byte.
+    """
+    await arrival.wait_for(lambda a: a.written_bytes >= STREAM_AFTER_BYTES)
+    total = arrival.total_bytes
+    if arrival.over or total is None:
+        return None
+    try:
+        spec = await asyncio.to_thread(probe.probe, source)
+    except errors.MediaTasksError:
+        return None
+    if spec.format not in _STREAMABLE_FORMATS or spec.duration_s <= 0:
+        return None
+    return dataclasses.replace(spec, size_bytes=total, bitrate=round(total * 8 / spec.duration_s))
+
+
+def _piped(
+    source: Path, arriving: tuple[probe.VideoSpec, fetch.Arrival] | None
+) -> tuple[Path | str, Callable[[asyncio.StreamWriter], Awaitable[None]] | None]:
+    """What FFmpeg reads, and what feeds it: the file, or a pipe fed as the file arrives."""
+    if arriving is None:
+        return source, None
+    arrival = arriving[1]
+
+    async def feed(pipe: asyncio.StreamWriter) -> None:
+        await fetch.follow(source, arrival, pipe)
+
+    return "pipe:0", feed
 
 
 def _download_progress(ctx: handler.Context) -> Any:
