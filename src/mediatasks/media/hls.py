@@ -51,6 +51,7 @@ __all__ = [
     "build_fmp4_remux_command",
     "build_ladder_command",
     "build_mp4_remux_command",
+    "cascade",
     "master_order",
     "measure_rendition",
     "mp4_renditions",
@@ -165,6 +166,7 @@ def build_ladder_command(
     threads: int | None = None,
     clip: tuple[float, float] | None = None,
     previews: preview.Plan | None = None,
+    scale_cascade: bool = False,
 ) -> list[str]:
     """The FFmpeg argv that writes the whole ladder in one process with one decode.
 
@@ -172,7 +174,9 @@ def build_ladder_command(
     ``profiles`` must come from :func:`mediatasks.media.ladder.resolve_profiles` (even sizes,
     unique names).  ``clip`` is ``(start_s, end_s)`` of the source to keep: input options, so
     FFmpeg decodes from there and cuts exactly, in the same single encode.  With ``previews``,
-    the same decode also feeds the thumbnails and the storyboard (:mod:`.preview`).
+    the same decode also feeds the thumbnails and the storyboard (:mod:`.preview`).  With
+    ``scale_cascade``, a rendition is scaled from the next larger one's frames (1080 -> 720 ->
+    360) rather than each from the source: smaller scalers' input (see :func:`cascade`).
     """
     if not profiles:
         raise ValueError("at least one profile is needed")
@@ -184,17 +188,28 @@ def build_ladder_command(
     audio = spec.audio
     count = len(profiles)
 
-    branches = [f"in{i}" for i in range(count)]
+    parents = cascade(profiles, source_fps) if scale_cascade else [None] * count
+    children: dict[int, list[int]] = {}
+    for i, parent in enumerate(parents):
+        if parent is not None:
+            children.setdefault(parent, []).append(i)
+    branches = [f"in{i}" for i in range(count) if parents[i] is None]
     if previews is not None:
         branches += ["thumbs_in", "tiles_in"]
     graph = [f"[0:v:0]split={len(branches)}" + "".join(f"[{label}]" for label in branches)]
     for i, profile in enumerate(profiles):
         filters = []
         rate = output_frame_rate(profile, source_fps)
-        if rate is not None:
+        if rate is not None and parents[i] is None:
             filters.append(f"fps={rate.numerator}/{rate.denominator}")
         filters += [f"scale={profile.width}:{profile.height}", "format=yuv420p"]
-        graph.append(f"[in{i}]{','.join(filters)}[v{i}]")
+        outputs = f"[v{i}]"
+        if i in children:
+            taps = [f"[c{i}_{child}]" for child in children[i]]
+            filters.append(f"split={1 + len(taps)}")
+            outputs += "".join(taps)
+        source_label = f"in{i}" if parents[i] is None else f"c{parents[i]}_{i}"
+        graph.append(f"[{source_label}]{','.join(filters)}{outputs}")
     if previews is not None:
         graph += preview.filter_chains(previews, "thumbs_in", "tiles_in")
 
@@ -253,6 +268,30 @@ def build_ladder_command(
     if previews is not None:
         argv += preview.output_args(previews)
     return argv
+
+
+def cascade(profiles: Sequence[ladder.Profile], source_fps: float | None) -> list[int | None]:
+    """For each profile, the index of the profile whose scaled frames it is scaled from.
+
+    That is the smallest rendition at least as wide and as tall, larger, and at the same frame
+    rate; ``None`` (scaled from the source) when there is none.
+    """
+    rates = [output_frame_rate(profile, source_fps) for profile in profiles]
+    parents: list[int | None] = []
+    for i, profile in enumerate(profiles):
+        larger = [
+            j
+            for j, other in enumerate(profiles)
+            if j != i
+            and rates[j] == rates[i]
+            and other.width >= profile.width
+            and other.height >= profile.height
+            and other.width * other.height > profile.width * profile.height
+        ]
+        parents.append(
+            min(larger, key=lambda j: profiles[j].width * profiles[j].height, default=None)
+        )
+    return parents
 
 
 def mp4_renditions(profiles: Sequence[ladder.Profile]) -> list[ladder.Profile]:
@@ -488,6 +527,7 @@ async def transcode_hls(
     clip: tuple[float, float] | None = None,
     previews: preview.Plan | None = None,
     stdin_feed: Callable[[asyncio.StreamWriter], Awaitable[None]] | None = None,
+    scale_cascade: bool = False,
 ) -> HlsOutput:
     """Run :func:`build_ladder_command`, then :func:`write_master_playlist`.
 
@@ -514,6 +554,7 @@ async def transcode_hls(
         threads=threads,
         clip=clip,
         previews=previews,
+        scale_cascade=scale_cascade,
     )
     if previews is not None:
         await asyncio.to_thread(preview.prepare, previews)

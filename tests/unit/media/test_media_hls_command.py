@@ -241,3 +241,30 @@ class TestWriteMasterPlaylist:
         assert "FRAME-RATE" not in text
         assert "CODECS" not in text
         assert 'NAME="0-a"' in text
+
+
+class TestScaleCascade:
+    LADDER = (
+        profile("360p0", 640, 360, 1_000_000),
+        profile("720p0", 1280, 720, 4_000_000),
+        profile("1080p0", 1920, 1080, 9_000_000),
+    )
+
+    def test_each_rendition_is_scaled_from_the_next_larger_one(self) -> None:
+        assert hls.cascade(self.LADDER, 30.0) == [1, 2, None]
+        source = probe.Track(type="video", codec="h264", width=1920, height=1080, fps=30.0)
+        argv = build(spec_of(source), list(self.LADDER), scale_cascade=True)
+        assert value_after(argv, "-filter_complex") == (
+            "[0:v:0]split=1[in2];"
+            "[c1_0]scale=640:360,format=yuv420p[v0];"
+            "[c2_1]scale=1280:720,format=yuv420p,split=2[v1][c1_0];"
+            "[in2]scale=1920:1080,format=yuv420p,split=2[v2][c2_1]"
+        )
+
+    def test_only_from_a_rendition_as_large_both_ways_and_as_fast(self) -> None:
+        wide = profile("wide", 1920, 200, 1_000_000)
+        capped = profile("capped", 1280, 720, 1_000_000, fps=15)
+        small = profile("small", 640, 360, 500_000)
+        # "small" is scaled from neither: "wide" is not tall enough, "capped" drops frames.
+        assert hls.cascade([wide, capped, small], 30.0) == [None, None, None]
+        assert hls.cascade([wide, capped, small], 15.0) == [None, None, 1]
