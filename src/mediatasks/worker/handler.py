@@ -125,7 +125,7 @@ async def encode_ladder(
             [profile.to_wire() for profile in profiles], limits.profile_limits(settings)
         )
     except errors.InvalidInput as exc:
-        raise errors.Unretriable(f"invalid transcode profile requested: {exc.message}") from exc
+        raise errors.Unretriable(f"the renditions are beyond the limits: {exc.message}") from exc
     duration_s = spec.duration_s if clip is None else clip[1] - clip[0]
     limits.check_source(
         spec,
