@@ -238,6 +238,12 @@ async def test_thumbnails_and_storyboard_are_served_and_go_with_the_asset(
         assert image.content[:3] == b"\xff\xd8\xff"
     storyboard = await client.get(f"{served}/{board['vtt']}")
     assert "storyboard_0.jpg#xywh=160,0,160,90" in storyboard.text
+    # Playback info lists them, as Livepeer's does.
+    info = (await client.get(f"/playback/{playback}")).json()
+    listed = {source["hrn"]: source for source in info["meta"]["source"]}
+    assert listed["Thumbnails"]["type"] == "text/vtt"
+    assert listed["Thumbnails"]["url"].endswith(f"/media/{media['thumbnails']['vtt']}")
+    assert listed["Thumbnail (JPEG)"]["url"].endswith(f"/media/{media['thumbnails']['first']}")
 
     assert (await client.delete(f"/asset/{asset_id}")).status_code == 204
     assert media_files(runtime) == []

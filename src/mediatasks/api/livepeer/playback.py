@@ -56,6 +56,8 @@ def playback_info_json(asset: assets.Asset, *, base_url: str) -> dict[str, Any]:
         if thumbnails.get("vtt"):
             sources.append({**_THUMBNAILS, "url": url(thumbnails["vtt"])})
         images = thumbnails.get("images") or thumbnails.get("keyframes") or []
+        if not images and thumbnails.get("first"):  # the upload handler records the first one
+            images = [thumbnails["first"]]
         if images:
             sources.append({**_THUMBNAIL, "url": url(images[0])})
     policy = asset.options.get("playbackPolicy")
