@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from mediatasks import tasks, taskstore
-from tests import hlscheck, mediagen, processes
+from tests import hlscheck, mediagen, processes, vttcheck
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,15 @@ def _crash_and_recover(
     }
     # ... plus the static MP4 of each rendition, which a source this short gets (§5.3).
     mp4s = {f"asset/{asset['playbackId']}/{rendition.name}.mp4" for rendition in renditions}
-    assert published == copied | mp4s | {f"asset/{asset['playbackId']}/video"}
+    # ... and the thumbnails and storyboard: their VTTs and the images those name.
+    previews = set()
+    for vtt in ("thumbnails/thumbnails.vtt", "storyboard/storyboard.vtt"):
+        folder = f"asset/{asset['playbackId']}/{vtt.split('/')[0]}"
+        cues = vttcheck.read(data / "media" / folder / vtt.split("/")[1])
+        vttcheck.assert_cover_without_gaps(cues, renditions[0].duration_s)
+        previews |= {f"asset/{asset['playbackId']}/{vtt}"}
+        previews |= {f"{folder}/{text.split('#')[0]}" for _, _, text in cues}
+    assert published == copied | mp4s | previews | {f"asset/{asset['playbackId']}/video"}
 
 
 def _task(store_url: str, task_id: str) -> tuple[tasks.Task, list[str]]:

@@ -259,7 +259,13 @@ def test_access_control_and_playback_info_with_the_sdk(
     assert seen["info_type"] == "vod" and seen["info_policy"] == "jwt"
     sources_seen = seen["sources"]
     assert isinstance(sources_seen, list)
-    assert [s["hrn"] for s in sources_seen] == ["MP4", "MP4", "HLS (TS)"]
+    assert [s["hrn"] for s in sources_seen] == [
+        "MP4",
+        "MP4",
+        "HLS (TS)",
+        "Thumbnails",
+        "Thumbnail (JPEG)",
+    ]
     assert [s["width"] for s in sources_seen[:2]] == [1280, 640]
     assert seen["missing"] == ["Content not found"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,9 +103,16 @@ class UploadHandler:
             if early is None:
                 fetched = await downloading
                 return await self._transcode(ctx, params, asset, prefix, source, fetched)
-            return await self._transcode(
-                ctx, params, asset, prefix, source, downloading, arriving=(early, arrival)
-            )
+            try:
+                return await self._transcode(
+                    ctx, params, asset, prefix, source, downloading, arriving=(early, arrival)
+                )
+            except errors.InvalidMedia:
+                # Through a pipe, FFmpeg found it needed what only the whole file gives (an
+                # index that points back and forth): once it is all here, read it from disk.
+                fetched = await downloading
+                await asyncio.to_thread(_clear_outputs, ctx.workdir)
+                return await self._transcode(ctx, params, asset, prefix, source, fetched)
         finally:
             downloading.cancel()  # only if the encode failed or was cancelled
             await asyncio.gather(downloading, return_exceptions=True)
@@ -322,6 +330,12 @@ async def _probe_arriving(source: Path, arrival: fetch.Arrival) -> probe.VideoSp
     if spec.format not in _STREAMABLE_FORMATS or spec.duration_s <= 0:
         return None
     return dataclasses.replace(spec, size_bytes=total, bitrate=round(total * 8 / spec.duration_s))
+
+
+def _clear_outputs(workdir: Path) -> None:
+    """Remove what an encode wrote in ``workdir``, so that another starts from nothing."""
+    for name in ("hls", "mp4", preview.THUMBNAILS_DIR, preview.STORYBOARD_DIR):
+        shutil.rmtree(workdir / name, ignore_errors=True)
 
 
 def _piped(
