@@ -285,6 +285,30 @@ async def test_ffmpeg_reads_a_faststart_mp4_while_it_downloads(
     assert names == ["0.ts", "1.ts", "2.ts", "index.m3u8"]
 
 
+async def test_cancel_while_ffmpeg_reads_the_download_stops_both(
+    service: tuple[httpx.AsyncClient, Runtime], faststart: bytes
+) -> None:
+    client, runtime = service
+    # About 10 s to download: FFmpeg is reading the pipe when the task is cancelled.
+    with processes.trickle_server(faststart, chunk_bytes=128 * 1024, pause_s=0.2) as url:
+        created = await client.post("/asset/upload/url", json={"name": "stop", "url": url})
+        task_id = created.json()["task"]["id"]
+        workdir = runtime.settings.work_dir / task_id
+        async with asyncio.timeout(60):
+            while not ffmpeg_reading_a_pipe(workdir):
+                await asyncio.sleep(0.05)
+        cancelled = await client.post(f"/task/{task_id}/cancel")
+        assert cancelled.json()["status"]["phase"] == "cancelled"
+        loop_time = asyncio.get_running_loop().time
+        started = loop_time()
+        async with asyncio.timeout(5):
+            while workdir.exists() or ffmpeg_reading_a_pipe(workdir):
+                await asyncio.sleep(0.05)
+        print(f"\ncancel to FFmpeg gone and work folder removed: {loop_time() - started:.2f} s")
+        assert loop_time() - started < 2.5
+    assert media_files(runtime) == []
+
+
 async def test_a_download_that_breaks_while_ffmpeg_reads_it_is_retried(
     service: tuple[httpx.AsyncClient, Runtime], faststart: bytes
 ) -> None:
