@@ -185,8 +185,9 @@ async def run_task(source: Path, data: Path) -> None:
             url=f"{files}/{source.name}",
             options={"staticMp4": True},
         )
+        # Polled every 50 ms: often enough to time it, rarely enough to leave FFmpeg the cores.
         while (current := await store.get_task(task.id)).phase.value not in ("completed", "failed"):
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         worker.stop()
         await job
         await store.close()
