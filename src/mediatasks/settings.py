@@ -71,29 +71,29 @@ class Settings(BaseSettings):
     max_string_chars: int = Field(default=8192, gt=0)
     #: Deepest nesting of objects and arrays in an ``/api`` request body.
     max_json_depth: int = Field(default=32, gt=0)
-    #: Limits on the profiles of a request (``profiles`` of an asset or a transcode): a request
-    #: beyond them is refused with 422.  At most this many renditions...
+    #: The most renditions a request's ``profiles`` may ask for; more answer 422.
     max_profiles: int = Field(default=10, ge=1, le=1000)
-    #: ... each at most this wide and this tall (8K) ...
+    #: The widest and tallest rendition a request may ask for (8K); larger answer 422.
     max_profile_size_px: int = Field(default=7680, ge=128)
-    #: ... at most this many bits per second (Livepeer's ceiling, 288 Mb/s) ...
+    #: The highest rendition bitrate a request may ask for (Livepeer's ceiling, 288 Mb/s).
     max_profile_bitrate_bps: int = Field(default=288_000_000, ge=400)
-    #: ... at most this many frames per second ...
+    #: The highest rendition frame rate (``fps / fpsDen``) a request may ask for.
     max_profile_fps: float = Field(default=240.0, ge=1)
-    #: ... with keyframes at most this many seconds apart.
+    #: The longest keyframe interval (``gop``) a request may ask for.
     max_profile_gop_s: float = Field(default=60.0, ge=0)
-    #: Limits on a source, checked once it is probed, before it is encoded: one beyond them fails
-    #: its task at once (unretriable), saying why.  The longest source encoded (12 hours) ...
+    #: The longest source encoded; a longer one fails its task before encoding (12 hours).
     max_source_duration_s: float = Field(default=12 * 3600.0, gt=0)
-    #: ... the fewest bits of file per second of video (a file of a few kilobytes whose
-    #: timestamps claim hours is damaged or crafted) ...
+    #: The fewest bits of file per second of video: a file of a few kilobytes whose timestamps
+    #: claim hours is damaged or crafted, and fails its task before encoding.
     min_source_bitrate_bps: float = Field(default=1000.0, ge=0)
-    #: ... the fewest bytes of file per frame that the ladder would encode ...
+    #: The fewest bytes of file per frame that the ladder would encode; fewer fail the task
+    #: before encoding.
     min_source_bytes_per_frame: float = Field(default=1.0, ge=0)
-    #: ... the most segments per rendition ...
+    #: The most segments per rendition; more fail the task before encoding (ask for longer
+    #: ``targetSegmentSizeSecs``).
     max_segments: int = Field(default=10_000, ge=1)
-    #: ... and the most bytes the ladder may write, all renditions and MP4s together (the encode
-    #: is stopped if it writes more).
+    #: The most bytes a ladder may write, all renditions and MP4s: a ladder whose bitrates
+    #: predict more fails before encoding, an encode that writes more is stopped.
     max_output_bytes: int = Field(default=64 * 1024**3, gt=0)
 
     #: An FFmpeg binary to use instead of the one in the ``imageio-ffmpeg`` wheel.
