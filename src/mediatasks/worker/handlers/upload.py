@@ -20,6 +20,7 @@ it again if the task cannot be completed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
