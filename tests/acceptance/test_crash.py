@@ -108,7 +108,8 @@ def _crash_and_recover(
     assert (task.phase, task.attempt, task.retries) == ("completed", 2, 1)
     assert final["status"].get("retries") is None  # Livepeer drops it on completion
     assert events.count("rescue") == 1
-    assert not workdir.exists()
+    # The worker removes the work folder once the completion is saved.
+    _wait(lambda: not workdir.exists(), 10, "the work folder removed")
 
     asset = client.get(f"/asset/{created['asset']['id']}").json()
     master = hlscheck.mirror(asset["playbackUrl"], tmp_path / "copy")

@@ -75,10 +75,11 @@ def test_the_sdk_snippets_run_as_printed(sdk_python: Path, sample: str, tmp_path
 
         livepeer = tmp_path / "livepeer_snippet.py"
         livepeer.write_text(substituted(block("snippet: livepeer-sdk"), ports))
-        # Twice at once: the second asks for the same URL while the first import runs, and
-        # gets the 200 answer (the first import) that the snippet handles too.
-        runs = [
-            subprocess.Popen(
+
+        # Twice: the second asks for the same URL while the first import runs, and gets the
+        # 200 answer (the first import) that the snippet handles too.
+        def run_snippet() -> subprocess.Popen[str]:
+            return subprocess.Popen(
                 [str(sdk_python), str(livepeer)],
                 env=env,
                 cwd=tmp_path,
@@ -86,8 +87,14 @@ def test_the_sdk_snippets_run_as_printed(sdk_python: Path, sample: str, tmp_path
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(2)
-        ]
+
+        first = run_snippet()
+        assets = f"{server.base_url}/api/asset"
+        deadline = time.monotonic() + 120
+        while not httpx.get(assets, headers={"Authorization": f"Bearer {server.key}"}).json():
+            assert first.poll() is None and time.monotonic() < deadline, "no import was made"
+            time.sleep(0.05)
+        runs = [first, run_snippet()]
         outputs = [run.communicate(timeout=240) for run in runs]
         for run, (stdout, stderr) in zip(runs, outputs, strict=True):
             assert run.returncode == 0, stderr

@@ -160,6 +160,8 @@ class UploadHandler:
             # The whole file is here now: its own probe is what the asset records.
             spec = await asyncio.to_thread(probe.probe, source)
 
+        # A clip's own file is probed and hashed where it was encoded, before it is published.
+        clip_media = await _clip_media(prefix, output) if clip is not None else None
         await ctx.blobs.put_tree(f"{prefix}/hls", ctx.workdir / "hls")
         static_mp4s = await _publish_mp4s(ctx, prefix, output)
         media: dict[str, Any] = {
@@ -180,8 +182,8 @@ class UploadHandler:
                 videoSpec=spec.to_wire(),
                 source=f"{prefix}/video",
             )
-        else:
-            media.update(await _clip_media(output, static_mp4s))
+        elif clip_media is not None:
+            media.update(clip_media)
         await ctx.report_progress(1.0)
         if static_mp4s:
             media["staticMp4s"] = static_mp4s
@@ -215,22 +217,27 @@ async def _publish_mp4s(
         size = (await asyncio.to_thread(path.stat)).st_size
         await ctx.blobs.move_file(key, path)
         published.append({"key": key, "size": size, **profile.to_wire()})
-    published.sort(key=lambda mp4: (mp4["width"] * mp4["height"], mp4["bitrate"]), reverse=True)
+    published.sort(key=_mp4_rank, reverse=True)
     return published
 
 
-async def _clip_media(output: hls.HlsOutput, static_mp4s: list[dict[str, Any]]) -> dict[str, Any]:
+def _mp4_rank(mp4: Mapping[str, Any]) -> tuple[int, int]:
+    """How MP4 renditions are ordered, best first: by picture size, then bitrate."""
+    return int(mp4["width"]) * int(mp4["height"]), int(mp4["bitrate"])
+
+
+async def _clip_media(prefix: str, output: hls.HlsOutput) -> dict[str, Any]:
     """What a clip's asset says of itself: its best MP4 is its source file, probed and hashed
     (its own duration and bitrates, not those of the asset it was cut from)."""
-    if not static_mp4s:
+    if not output.mp4s:
         raise errors.Unretriable("the clip produced no MP4 file")
-    best = static_mp4s[0]
-    path = next(path for path in output.mp4s if best["key"].endswith("/" + path.name))
-    spec = await asyncio.to_thread(probe.probe, path)
-    sha256 = await asyncio.to_thread(_sha256, path)
+    wire = {rendition.profile.name: rendition.profile.to_wire() for rendition in output.renditions}
+    best = max(output.mp4s, key=lambda path: _mp4_rank(wire[path.stem]))
+    spec = await asyncio.to_thread(probe.probe, best)
+    sha256 = await asyncio.to_thread(_sha256, best)
     return {
-        "source": best["key"],
-        "size": best["size"],
+        "source": f"{prefix}/{best.name}",
+        "size": (await asyncio.to_thread(best.stat)).st_size,
         "hash": [{"hash": sha256, "algorithm": "sha256"}],
         "videoSpec": spec.to_wire(),
     }
