@@ -1,4 +1,5 @@
-"""Queue benchmark: no-op throughput and pickup latency of the task store, next to procrastinate.
+"""Queue benchmark: no-op throughput and pickup latency of the task store, next to procrastinate
+and PgQueuer.
 
 Run it from the repository root (PostgreSQL must be reachable; SQLite needs nothing)::
 
@@ -7,7 +8,7 @@ Run it from the repository root (PostgreSQL must be reachable; SQLite needs noth
     .venv/bin/python bench/queue.py --help
 
 What it measures, for each backend asked for (``sqlite``, ``postgres``: mediatasks on SQLite and on
-PostgreSQL; ``procrastinate``: procrastinate on the same PostgreSQL server):
+PostgreSQL; ``procrastinate`` and ``pgqueuer``: those queues on the same PostgreSQL server):
 
 Throughput
     ``--tasks`` no-op tasks are enqueued first (their insertion is timed on its own), the
@@ -15,7 +16,9 @@ Throughput
     workers start.  The clock runs from the start of the workers until no task is waiting or
     running.  mediatasks runs the real ``Worker`` with ``handlers.registry()`` in this process,
     and optionally ``--processes`` ``python -m mediatasks worker`` processes (PostgreSQL only);
-    procrastinate runs ``App.run_worker_async`` in this process.  Both get ``--concurrency``.
+    procrastinate runs ``App.run_worker_async`` in this process; both get ``--concurrency``.
+    PgQueuer runs ``--pgqueuer-consumers`` ``QueueManager``s (asyncpg) in this process, each
+    dequeuing ``--pgqueuer-batch`` jobs at a time: its fastest shape on this machine.
     Afterwards the database is checked: exactly ``--tasks`` tasks completed, each claimed once.
 
 Pickup latency
@@ -68,7 +71,7 @@ from mediatasks import tasks, taskstore
 from mediatasks.blobstore import local as local_blobs
 from mediatasks.worker import handler, handlers, loop, outcome
 
-BACKENDS = ("sqlite", "postgres", "procrastinate")
+BACKENDS = ("sqlite", "postgres", "procrastinate", "pgqueuer")
 #: How often the throughput clock looks whether the work is done.
 POLL_S = 0.02
 #: Tasks enqueued and awaited before the latency samples, to open connections and LISTEN.
@@ -638,6 +641,128 @@ async def procrastinate_latency(
     )
 
 
+# -- PgQueuer ------------------------------------------------------------------------------
+class _PgQueuer:
+    """PgQueuer on ``url``: ``consumers`` ``QueueManager``s in this process, each on an asyncpg
+    connection of its own, with a no-op entrypoint and a latency probe (its fastest shape here:
+    two consumers dequeuing batches of 50)."""
+
+    def __init__(self, url: str, consumers: int) -> None:
+        self.url = url
+        self.consumers = consumers
+        self.ran = 0
+        self.started: dict[int, float] = {}
+        self._connections: list[Any] = []
+        self.managers: list[Any] = []
+
+    async def __aenter__(self) -> _PgQueuer:
+        import asyncpg
+        from pgqueuer import QueueManager
+        from pgqueuer.queries import Queries
+
+        for _ in range(self.consumers + 1):
+            self._connections.append(await asyncpg.connect(self.url))
+        await Queries.from_asyncpg_connection(self._connections[0]).install()
+        self.queries = Queries.from_asyncpg_connection(self._connections[0])
+        for conn in self._connections[1:]:
+            manager = QueueManager(Queries.from_asyncpg_connection(conn))
+
+            @manager.entrypoint("noop")
+            async def noop(job: Any) -> None:
+                self.ran += 1
+
+            @manager.entrypoint("probe")
+            async def probe(job: Any) -> None:
+                self.started[int(job.payload.decode())] = time.perf_counter()
+
+            self.managers.append(manager)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for conn in self._connections:
+            await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def worker(self, batch_size: int) -> AsyncIterator[Callable[[], str | None]]:
+        """Every consumer running in this process for the duration of the block."""
+        jobs = [
+            asyncio.create_task(manager.run(batch_size=batch_size), name="pgqueuer consumer")
+            for manager in self.managers
+        ]
+
+        def dead() -> str | None:
+            for job in jobs:
+                if (reason := _stopped(job)()) is not None:
+                    return reason
+            return None
+
+        try:
+            yield dead
+        finally:
+            for manager in self.managers:
+                manager.shutdown.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+
+async def pgqueuer_throughput(url: str, count: int, consumers: int, batch_size: int) -> Throughput:
+    """Enqueue ``count`` no-op jobs (one batch ``enqueue`` call per 1,000), then time PgQueuer's
+    consumers through them."""
+    readback = ReadBack(url)
+    try:
+        async with _PgQueuer(url, consumers) as bench:
+            chunk = 1000
+            insert_started = time.perf_counter()
+            for first in range(0, count, chunk):
+                size = min(chunk, count - first)
+                await bench.queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+            insert_s = time.perf_counter() - insert_started
+            await readback.analyze()
+
+            async def all_done() -> bool:
+                found = await readback.rows("SELECT count(*) FROM pgqueuer")
+                return int(found[0][0]) == 0 and bench.ran >= count
+
+            started = time.perf_counter()
+            async with bench.worker(batch_size) as dead:
+                done = await _wait_until(all_done, 60 + count / 50, "the jobs to complete", dead)
+        logged = await readback.rows(
+            "SELECT status::text, count(*), count(DISTINCT job_id) FROM pgqueuer_log "
+            "WHERE status::text = 'successful' GROUP BY status"
+        )
+        checked = f"{count} successful, each run once"
+        if [tuple(r) for r in logged] != [("successful", count, count)] or bench.ran != count:
+            checked = f"FAILED: log {logged}, ran {bench.ran}"
+    finally:
+        await readback.close()
+    return Throughput(
+        system="PgQueuer",
+        workers=f"{consumers} in-process QueueManagers x batch {batch_size}",
+        tasks=count,
+        insert_s=insert_s,
+        insert_how="enqueue, 1000 a call",
+        run_s=done - started,
+        checked=checked,
+    )
+
+
+async def pgqueuer_latency(url: str, samples: int, spacing_s: float, batch_size: int) -> Latency:
+    """Pickup latency of idle PgQueuer consumers, woken by ``LISTEN/NOTIFY``."""
+    returned: dict[int, float] = {}
+    async with _PgQueuer(url, 1) as bench, bench.worker(batch_size) as dead:
+
+        async def enqueue(n: int) -> int:
+            await bench.queries.enqueue("probe", str(n).encode())
+            returned[n] = time.perf_counter()
+            return n
+
+        keys = await _spaced(enqueue, samples, spacing_s, bench.started, dead)
+    return Latency(
+        system="PgQueuer",
+        wake="LISTEN/NOTIFY",
+        samples=[bench.started[k] - returned[k] for k in keys],
+    )
+
+
 # -- the run -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _profiled(enabled: bool) -> Iterator[None]:
@@ -700,6 +825,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> tuple[list[Throughput], li
                         url, args.tasks, concurrency, args.pool_size
                     )
                 throughputs.append(result)
+            if "pgqueuer" in args.backends:
+                say(f"round {round_no}: PgQueuer, {args.pgqueuer_consumers} consumers")
+                async with dbs.database("pgqueuer_bench") as url:
+                    result = await pgqueuer_throughput(
+                        url, args.tasks, args.pgqueuer_consumers, args.pgqueuer_batch
+                    )
+                throughputs.append(result)
         if args.samples > 0 and "sqlite" in args.backends:
             say("latency: mediatasks SQLite")
             url = f"sqlite:///{tmp / 'latency.db'}"
@@ -729,6 +861,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> tuple[list[Throughput], li
                         url, args.samples, spacing_s, first_concurrency, args.pool_size
                     )
                 )
+        if args.samples > 0 and "pgqueuer" in args.backends:
+            say("latency: PgQueuer")
+            async with dbs.database("pgqueuer_bench") as url:
+                latencies.append(
+                    await pgqueuer_latency(url, args.samples, spacing_s, args.pgqueuer_batch)
+                )
     finally:
         await dbs.drop_all()
     return throughputs, latencies
@@ -755,7 +893,9 @@ def report(
         "| parameter | value |",
         "|---|---|",
         f"| date | {datetime.date.today().isoformat()} |",
-        f"| code | {code}; procrastinate {_procrastinate_version()} |",
+        f"| code | {code}; procrastinate {_version('procrastinate')}; "
+        f"PgQueuer {_version('pgqueuer')} with asyncpg {_version('asyncpg')}; "
+        f"psycopg {_version('psycopg')} |",
         f"| machine | {os.cpu_count()} CPUs, {platform.machine()}, "
         f"Python {platform.python_version()}; load average {args.load_before} before the run |",
         f"| tasks per throughput run | {args.tasks} |",
@@ -804,11 +944,11 @@ def report(
     return "\n".join(lines)
 
 
-def _procrastinate_version() -> str:
+def _version(package: str) -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("procrastinate")
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
 
@@ -845,8 +985,8 @@ def _redact(url: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="No-op throughput and pickup latency: mediatasks (SQLite, PostgreSQL) "
-        "and procrastinate.",
+        description="No-op throughput and pickup latency: mediatasks (SQLite, PostgreSQL), "
+        "procrastinate and PgQueuer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -874,6 +1014,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=8,
         help="procrastinate's connection pool size (mediatasks' PostgreSQL store uses 8)",
+    )
+    parser.add_argument(
+        "--pgqueuer-consumers",
+        type=int,
+        default=2,
+        help="PgQueuer QueueManagers in this process, each on its own connection",
+    )
+    parser.add_argument(
+        "--pgqueuer-batch", type=int, default=50, help="jobs a PgQueuer consumer dequeues at once"
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="throughput runs per system (the median is shown)"

@@ -1,9 +1,11 @@
 """A TCP proxy on loopback that a test can break: cut every connection, or stop answering.
 
 ``cut()`` closes every open connection at once (a pulled cable, a restarted load balancer);
-new ones go through.  ``blackhole()`` keeps every connection open but forwards nothing, and
+new ones go through.  ``refuse()`` is a server that is down: the port refuses connections and
+every open one is cut.  ``blackhole()`` keeps every connection open but forwards nothing, and
 accepts new connections without forwarding them either: a server that stopped answering, the
-case time-outs exist for.  ``restore()`` forwards again (what was held back flows on).
+case time-outs exist for.  ``restore()`` forwards again (what was held back flows on) and
+accepts again on the same port.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Proxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
@@ -32,8 +34,11 @@ class Proxy:
         #: Bytes forwarded from clients to the target, in all.
         self.bytes_up = 0
         self._on_up: list[tuple[int, threading.Event]] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        self._start_accepting()
+
+    def _start_accepting(self) -> None:
+        thread = threading.Thread(target=self._accept, args=(self._listener,), daemon=True)
+        thread.start()
 
     @property
     def url_host(self) -> str:
@@ -49,12 +54,26 @@ class Proxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
 
+    def refuse(self) -> None:
+        """Close the port, so that connections are refused, and cut every open one."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        self.cut()
+
     def blackhole(self) -> None:
         """Forward nothing, in either direction, on old or new connections."""
         self._forwarding.clear()
 
     def restore(self) -> None:
-        """Forward again."""
+        """Forward again, and accept again if the port was closed."""
+        with self._lock:
+            reopen = self._listener is None
+            if reopen:
+                self._listener = socket.create_server(("127.0.0.1", self.port))
+        if reopen:
+            self._start_accepting()
         self._forwarding.set()
 
     def when_up(self, count: int) -> threading.Event:
@@ -70,13 +89,16 @@ class Proxy:
     def close(self) -> None:
         self._closed.set()
         self._forwarding.set()
-        self._listener.close()
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         self.cut()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while not self._closed.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 def open_runtime(settings: settings_module.Settings) -> Runtime:
     """The task store and blob store that ``settings`` name (no I/O until they are used)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = taskstore.open_task_store(settings.resolved_database_url)
+    store = taskstore.open_task_store(
+        settings.resolved_database_url, timeout_s=settings.store_timeout_s
+    )
     blobs = blobstore.open_configured(settings)
     return Runtime(settings=settings, store=store, blobs=blobs)
 

@@ -39,14 +39,30 @@ class Settings(BaseSettings):
 
     #: Tasks one worker process runs at once.
     concurrency: int = Field(default=2, ge=1, le=256)
-    #: How long a claim lasts without a heartbeat before the rescuer takes it back.
-    lease_s: float = Field(default=30.0, gt=0)
-    #: How often a worker extends its leases and reports progress.
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    #: How long a claim lasts without a beat before the rescuer takes it back.  This bounds a
+    #: worker that hangs; one that dies is noticed sooner (``worker_silent_s``).
+    lease_s: float = Field(default=10.0, gt=0)
+    #: How often a worker beats: one statement that extends every lease it holds, tells which it
+    #: lost (cancelled tasks stop within this), and saves changed progress.
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
     #: How often a worker looks for work when it was not woken up (SQLite; a safety net on PG).
     poll_interval_s: float = Field(default=0.5, gt=0)
-    #: How often the rescuer looks for expired leases.
-    rescue_interval_s: float = Field(default=5.0, gt=0)
+    #: How often the rescuer looks for tasks whose worker is gone.
+    rescue_interval_s: float = Field(default=1.0, gt=0)
+    #: A worker silent for this long whose database session is gone (PostgreSQL), or whose
+    #: process is gone (same machine), is dead: its tasks run again at once.
+    worker_silent_s: float = Field(default=3.0, gt=0)
+    #: Times a task may lose its worker before it fails.  Rescues do not spend the task's
+    #: retries (a dead worker is not the input's fault), but a task that keeps killing its
+    #: workers stops here.
+    max_rescues: int = Field(default=3, ge=0, le=100)
+    #: Finished tasks are saved in batches: at most this many in one statement...
+    outcome_batch_size: int = Field(default=100, ge=1, le=1000)
+    #: ...and none waits longer than this for its batch to be written.
+    outcome_flush_s: float = Field(default=0.1, ge=0)
+    #: How long one task store call may take (waiting for a connection or a lock included)
+    #: before it fails as unavailable: an API request then answers 503.
+    store_timeout_s: float = Field(default=1.5, gt=0)
     #: On SIGTERM, how long running tasks may go on before they are handed back.
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     #: Automatic retries of a task whose attempt failed with a retriable error.

@@ -110,6 +110,9 @@ class Task:
     max_retries: int = 2
     #: Claims so far, across retries (a release does not count).
     attempt: int = 0
+    #: Times the task was taken back from a worker that died or went silent; they do not spend
+    #: retries, but a task that keeps losing its workers fails.
+    rescues: int = 0
     error_message: str | None = None
     input_asset_id: str | None = None
     output_asset_id: str | None = None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mediatasks import assets, errors, tasks, taskstore
+from mediatasks.taskstore.rows import asset_from_row, task_from_row
+from mediatasks.webhooks import message as webhook_events
+from tests import tcpproxy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TYPES = ("noop", "upload")
@@ -228,23 +234,36 @@ async def test_release_does_not_count(store: taskstore.TaskStore) -> None:
     assert (await claim_one(store)).attempt == 1
 
 
-async def test_rescue_requeues_then_fails_expired_leases(store: taskstore.TaskStore) -> None:
+async def test_rescue_requeues_at_once_without_spending_retries(
+    store: taskstore.TaskStore,
+) -> None:
+    """A lost lease is not the input's fault: the task runs again at once, its retries untouched;
+    a task that keeps losing its workers fails after ``max_rescues``."""
     project = await new_project(store)
     await add(store, project, max_retries=1)
-    policy = taskstore.RescuePolicy(backoff_s=[5])
+    policy = taskstore.RescuePolicy(max_rescues=2)
     task = await claim_one(store, lease_s=10)
     assert await store.rescue(policy, now=T0 + timedelta(seconds=9)) == []
     [rescued] = await store.rescue(policy, now=T0 + timedelta(seconds=11))
     assert rescued.phase is tasks.Phase.WAITING
-    assert rescued.retries == 1
+    assert (rescued.retries, rescued.rescues, rescued.attempt) == (0, 1, 1)
     assert rescued.error_message == policy.error_message
-    assert rescued.run_at == T0 + timedelta(seconds=16)
+    assert rescued.run_at == T0 + timedelta(seconds=11)
     assert task.lease_token is not None
     with pytest.raises(errors.LeaseLost):
         await store.complete(task.id, task.lease_token, output={}, now=T0)
-    await claim_one(store, now=T0 + timedelta(seconds=16), lease_s=10)
-    [failed] = await store.rescue(policy, now=T0 + timedelta(seconds=30))
+    again = await claim_one(store, now=T0 + timedelta(seconds=11), lease_s=10)
+    [rescued] = await store.rescue(policy, now=T0 + timedelta(seconds=22))
+    assert (rescued.phase, rescued.retries, rescued.rescues) == (tasks.Phase.WAITING, 0, 2)
+    await claim_one(store, now=T0 + timedelta(seconds=22), lease_s=10)
+    [failed] = await store.rescue(policy, now=T0 + timedelta(seconds=33))
     assert failed.phase is tasks.Phase.FAILED
+    assert failed.error_message == f"{policy.error_message} (3 times)"
+    events = [e.name for e in await store.list_events(task.id)]
+    assert events.count("rescue") == 3 and events.count("claim") == 3
+    retried = await store.retry(task.id, project, now=T0 + timedelta(seconds=40))
+    assert (retried.retries, retried.rescues) == (0, 0)
+    assert again.attempt == 2
 
 
 async def test_events_are_written_with_every_transition(store: taskstore.TaskStore) -> None:
@@ -538,3 +557,339 @@ async def test_queue_position(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     made = [await add(store, project, now=T0 + timedelta(seconds=i)) for i in range(3)]
     assert [await store.queue_position(t) for t in made] == [1, 2, 3]
+
+
+# -- batches -----------------------------------------------------------------------------------
+async def test_complete_many_completes_the_batch_and_skips_lost_leases(
+    store: taskstore.TaskStore,
+) -> None:
+    project = await new_project(store)
+    for _ in range(6):
+        await add(store, project)
+    claimed = await store.claim("w1", types=TYPES, limit=6, lease_s=30, now=T0)
+    assert len(claimed) == 6
+    cancelled, stale, *finished = claimed
+    await store.cancel(cancelled.id, now=T0)
+    batch = [
+        taskstore.Completion(
+            task_id=t.id, lease_token=t.lease_token or "", output={"n": i}, detail={"i": i}
+        )
+        for i, t in enumerate(claimed)
+    ]
+    batch[1] = taskstore.Completion(task_id=stale.id, lease_token="not-its-token", output={})
+    done = await store.complete_many(batch, now=T0)
+    assert done == {t.id for t in finished}
+    for i, task in enumerate(finished, start=2):
+        after = await store.get_task(task.id)
+        assert (after.phase, after.output, after.lease_token) == (
+            tasks.Phase.COMPLETED,
+            {"n": i},
+            None,
+        )
+        events = await store.list_events(task.id)
+        assert [e.name for e in events] == ["created", "claim", "complete"]
+        assert events[-1].data == {"i": i} and events[-1].phase is tasks.Phase.COMPLETED
+    assert (await store.get_task(cancelled.id)).phase is tasks.Phase.CANCELLED
+    assert [e.name for e in await store.list_events(cancelled.id)][-1] == "cancel"
+    assert (await store.get_task(stale.id)).phase is tasks.Phase.RUNNING
+    assert [e.name for e in await store.list_events(stale.id)] == ["created", "claim"]
+    assert await store.complete_many([], now=T0) == set()
+
+
+async def test_one_claim_takes_a_batch_with_an_event_each(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    made = [await add(store, project, now=T0 + timedelta(milliseconds=i)) for i in range(30)]
+    claimed = await store.claim("w1", types=TYPES, limit=25, lease_s=30, now=T0 + timedelta(1))
+    assert [t.id for t in claimed] == [t.id for t in made[:25]]
+    assert len({t.lease_token for t in claimed}) == 25
+    for task in claimed:
+        events = await store.list_events(task.id)
+        assert [e.name for e in events] == ["created", "claim"]
+        assert events[1].data == {"worker": "w1", "attempt": 1}
+        assert events[1].phase is tasks.Phase.RUNNING
+
+
+async def test_beat_extends_held_leases_and_names_the_lost(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    for _ in range(3):
+        await add(store, project)
+    claimed = await store.claim("w1", types=TYPES, limit=3, lease_s=5, now=T0)
+    await store.cancel(claimed[0].id, now=T0)
+    held = {t.id: t.lease_token or "" for t in claimed}
+    held[claimed[2].id] = "not-its-token"
+    later = T0 + timedelta(seconds=4)
+    assert await store.beat("w1", held, lease_s=5, now=later) == {claimed[1].id}
+    kept = await store.get_task(claimed[1].id)
+    assert kept.lease_expires_at == later + timedelta(seconds=5)
+    assert kept.updated_at == T0  # extending a lease is not a change anyone sees
+    policy = taskstore.RescuePolicy()
+    [lost] = await store.rescue(policy, now=T0 + timedelta(seconds=6))
+    assert lost.id == claimed[2].id  # its lease was not extended
+
+
+# -- the outbox --------------------------------------------------------------------------------
+async def test_no_outbox_rows_without_a_subscribed_webhook(store: taskstore.TaskStore) -> None:
+    quiet, watched = await new_project(store), await new_project(store)
+    hook = await _hook(store, watched, ["task.completed"])
+    for project in (quiet, watched):
+        await add(store, project)
+    claimed = await store.claim("w1", types=TYPES, limit=2, lease_s=30, now=T0)
+    done = [
+        taskstore.Completion(task_id=t.id, lease_token=t.lease_token or "", output={})
+        for t in claimed
+    ]
+    assert len(await store.complete_many(done, now=T0)) == 2
+    # Only the one event that a webhook subscribes to was written at all.
+    assert await store.dispatch_events(now=T0) == 1
+    [delivery] = await store.claim_deliveries(limit=10, lock_s=60, now=T0)
+    assert (delivery.webhook.id, delivery.event.name) == (hook.id, "task.completed")
+    watched_task = next(t for t in claimed if t.project_id == watched)
+    assert delivery.event.payload["success"] is True
+    assert task_from_row(delivery.event.payload["row"]) == await store.get_task(watched_task.id)
+
+
+async def test_outbox_payloads_are_the_rows_of_their_transaction(
+    store: taskstore.TaskStore,
+) -> None:
+    project = await new_project(store)
+    await _hook(store, project, list(webhook_events.EVENTS))
+    await store.create_asset(
+        _asset(project),
+        taskstore.NewTask(project_id=project, type="upload", params={"p": 1}, output_asset_id="a1"),
+        now=T0,
+    )
+    claimed = await claim_one(store)
+    assert claimed.lease_token is not None
+    await store.complete(claimed.id, claimed.lease_token, output={"o": 1}, asset_media={"m": 1})
+    due = await _due(store)
+    by_name: dict[str, list[taskstore.Delivery]] = {}
+    for delivery in due:
+        by_name.setdefault(delivery.event.name, []).append(delivery)
+    assert sorted(by_name) == sorted(
+        [
+            "asset.created",
+            "asset.updated",
+            "asset.ready",
+            "task.spawned",
+            "task.updated",
+            "task.completed",
+        ]
+    )
+    spawned = task_from_row(by_name["task.spawned"][0].event.payload["row"])
+    assert (spawned.phase, spawned.params, spawned.output_asset_id) == ("waiting", {"p": 1}, "a1")
+    completed = by_name["task.completed"][0].event.payload
+    assert task_from_row(completed["row"]) == await store.get_task(claimed.id)
+    assert (
+        completed["success"] is True and "success" not in by_name["task.updated"][0].event.payload
+    )
+    ready = asset_from_row(by_name["asset.ready"][0].event.payload["row"])
+    assert ready.media == {"m": 1}
+
+
+# -- the worker registry and rescue ------------------------------------------------------------
+def _identity(worker_id: str, node: str = "node-a") -> taskstore.WorkerIdentity:
+    return taskstore.WorkerIdentity(id=worker_id, host="h", node=node, pid=4242)
+
+
+async def test_registry_lists_workers_with_what_they_run(store: taskstore.TaskStore) -> None:
+    project = await new_project(store)
+    await store.register_worker(_identity("w1"), now=T0)
+    await store.register_worker(_identity("w2"), now=T0 - timedelta(hours=1))
+    task = await add(store, project)
+    await store.claim("w1", types=TYPES, limit=1, lease_s=30, now=T0)
+    await store.beat("w1", {}, lease_s=30, now=T0 + timedelta(seconds=1))
+    [seen] = await store.list_workers(T0 - timedelta(minutes=1))
+    assert (seen.id, seen.host, seen.node, seen.pid) == ("w1", "h", "node-a", 4242)
+    assert seen.last_seen_at == T0 + timedelta(seconds=1) and seen.stopped_at is None
+    assert [(r.id, r.type, r.project_id) for r in seen.running] == [(task.id, "noop", project)]
+    assert {w.id for w in await store.list_workers(T0 - timedelta(hours=2))} == {"w1", "w2"}
+    await store.deregister_worker("w2", now=T0 + timedelta(seconds=2))
+    stopped = {w.id: w for w in await store.list_workers(T0 - timedelta(minutes=1))}["w2"]
+    assert stopped.stopped_at == T0 + timedelta(seconds=2) and stopped.running == ()
+
+
+async def test_tasks_of_dead_or_stopped_workers_are_rescued_before_their_lease_ends(
+    store: taskstore.TaskStore,
+) -> None:
+    project = await new_project(store)
+    for worker_id in ("dead", "stopped", "alive"):
+        await store.register_worker(_identity(worker_id), now=T0)
+        await add(store, project)
+        await store.claim(worker_id, types=TYPES, limit=1, lease_s=600, now=T0)
+    await store.deregister_worker("stopped", now=T0)
+    policy = taskstore.RescuePolicy()
+    rescued = await store.rescue(policy, dead_workers=["dead"], now=T0 + timedelta(seconds=1))
+    assert sorted((t.phase, t.retries, t.rescues) for t in rescued) == [
+        (tasks.Phase.WAITING, 0, 1),
+        (tasks.Phase.WAITING, 0, 1),
+    ]
+    running = await store.list_workers(T0 - timedelta(minutes=1))
+    assert {w.id: len(w.running) for w in running} == {"dead": 0, "stopped": 0, "alive": 1}
+    assert {w.id for w in running if w.stopped_at is not None} == {"dead", "stopped"}
+    again = await store.claim("alive", types=TYPES, limit=5, lease_s=600, now=T0 + timedelta(1))
+    assert [t.attempt for t in again] == [2, 2]
+
+
+@pytest.mark.postgres
+async def test_a_worker_whose_session_is_gone_is_dead(pg_url: str) -> None:
+    """PostgreSQL: a worker's liveness is its session's advisory lock, released by the server
+    when the worker's connection goes (its process died), not when its lease runs out."""
+    store = taskstore.open_task_store(pg_url)
+    gone = taskstore.open_task_store(pg_url)
+    try:
+        project = await new_project(store)
+        await add(store, project)
+        start = datetime.now(UTC)
+        await gone.register_worker(_identity("far", node="another-machine"), now=start)
+        [task] = await gone.claim("far", types=TYPES, limit=1, lease_s=600, now=start)
+        policy = taskstore.RescuePolicy(silent_s=3)
+        later = start + timedelta(seconds=5)
+        assert await store.rescue(policy, now=later) == []  # silent, but its session holds on
+        await gone.close()  # the server drops the session, and the lock with it
+        await asyncio.sleep(0.2)
+        assert await store.rescue(policy, now=start + timedelta(seconds=2)) == []  # not silent
+        [rescued] = await store.rescue(policy, now=later)
+        assert (rescued.id, rescued.phase, rescued.rescues) == (task.id, tasks.Phase.WAITING, 1)
+    finally:
+        await gone.close()
+        await store.close()
+
+
+# -- outages -----------------------------------------------------------------------------------
+async def _unavailable_within(call: Callable[[], Awaitable[object]], limit_s: float) -> float:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(errors.Unavailable):
+        await call()
+    took = loop.time() - started
+    assert took < limit_s, f"Unavailable after {took:.2f} s"
+    return took
+
+
+async def _back_within(call: Callable[[], Awaitable[object]], limit_s: float) -> float:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        try:
+            await call()
+        except errors.Unavailable:
+            if loop.time() - started > limit_s:
+                raise
+            await asyncio.sleep(0.1)
+        else:
+            return loop.time() - started
+
+
+async def test_a_locked_sqlite_database_answers_unavailable_in_time(sqlite_url: str) -> None:
+    """Another process holding the write lock makes writes fail fast, not hang for 30 s; reads go
+    on, and writes work again as soon as the lock is let go."""
+    store = taskstore.open_task_store(sqlite_url)
+    try:
+        await store.migrate()
+        project = await new_project(store)
+        task = await add(store, project)
+        holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        beats = 0
+
+        async def ticking() -> None:
+            nonlocal beats
+            while True:
+                await asyncio.sleep(0.01)
+                beats += 1
+
+        ticker = asyncio.create_task(ticking())
+        took = await _unavailable_within(lambda: add(store, project), 2.0)
+        ticker.cancel()
+        assert beats >= took / 0.01 * 0.5, "the event loop was blocked while waiting"
+        assert (await store.get_task(task.id)).id == task.id  # reads are not blocked
+        holder.execute("ROLLBACK")
+        started = loop.time()
+        await add(store, project)
+        assert loop.time() - started < 1
+        holder.close()
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def proxied_pg(pg_url: str) -> Iterator[tuple[str, tcpproxy.Proxy]]:
+    """The test's database reached through a proxy that the test can break."""
+    parts = urllib.parse.urlsplit(pg_url)
+    with tcpproxy.proxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        yield parts._replace(netloc=f"postgres@127.0.0.1:{proxy.port}").geturl(), proxy
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("shape", ["refuse", "hang", "hang-then-refuse"])
+async def test_postgres_outages_answer_unavailable_in_time_and_recover(
+    proxied_pg: tuple[str, tcpproxy.Proxy], shape: str
+) -> None:
+    url, proxy = proxied_pg
+    store = taskstore.open_task_store(url)
+    try:
+        await store.migrate()
+        project = await new_project(store)
+        task = await add(store, project)
+        # Warm connections, some of which will die or hang with the outage.
+        await asyncio.gather(*(store.get_task(task.id) for _ in range(6)))
+        for step in shape.split("-then-"):
+            _break(proxy, step)
+            for call in (lambda: store.get_task(task.id), lambda: add(store, project)):
+                await _unavailable_within(call, 2.0)
+            await _unavailable_within(
+                lambda: store.claim("w", types=TYPES, limit=5, lease_s=30), 2.0
+            )
+        proxy.restore()
+        took = await _back_within(lambda: store.get_task(task.id), 5.0)
+        print(f"\n{shape}: back {took:.2f} s after the store came back")
+        await add(store, project)
+        # A claim given up on during the outage may commit once the store is back: it hands its
+        # tasks back at once, so that the task is soon claimable again.
+        claimed: set[str] = set()
+        async with asyncio.timeout(5):
+            while task.id not in claimed:
+                claimed |= {t.id for t in await store.claim("w", types=TYPES, limit=5, lease_s=30)}
+                await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_claim_given_up_on_that_commits_after_all_hands_its_tasks_back(
+    proxied_pg: tuple[str, tcpproxy.Proxy],
+) -> None:
+    url, proxy = proxied_pg
+    store = taskstore.open_task_store(url)
+    try:
+        await store.migrate()
+        project = await new_project(store)
+        task = await add(store, project)
+        proxy.blackhole()
+        with pytest.raises(errors.Unavailable):
+            await store.claim("w", types=TYPES, limit=5, lease_s=600)
+        proxy.restore()  # the held claim reaches the server and commits
+        async with asyncio.timeout(10):
+            while [e.name for e in await _events_or_none(store, task.id)][-1:] != ["release"]:
+                await asyncio.sleep(0.05)
+        back = await store.get_task(task.id)
+        assert (back.phase, back.attempt, back.lease_token) == (tasks.Phase.WAITING, 0, None)
+    finally:
+        await store.close()
+
+
+async def _events_or_none(store: taskstore.TaskStore, task_id: str) -> list[tasks.TaskEvent]:
+    try:
+        return await store.list_events(task_id)
+    except errors.Unavailable:
+        return []
+
+
+def _break(proxy: tcpproxy.Proxy, shape: str) -> None:
+    """``refuse``: the server is down; ``hang``: it accepts and never answers."""
+    if shape == "refuse":
+        proxy.refuse()
+    else:
+        assert shape == "hang"
+        proxy.blackhole()

@@ -12,6 +12,7 @@ from mediatasks import errors
 from mediatasks.taskstore.base import (
     ApiKey,
     AssetPatch,
+    Completion,
     Delivery,
     Filter,
     NewAsset,
@@ -21,15 +22,19 @@ from mediatasks.taskstore.base import (
     Project,
     Query,
     RescuePolicy,
+    RunningTask,
     SigningKey,
     TaskStore,
     Webhook,
     WebhookLogEntry,
+    WorkerIdentity,
+    WorkerRecord,
 )
 
 __all__ = [
     "ApiKey",
     "AssetPatch",
+    "Completion",
     "Delivery",
     "Filter",
     "NewAsset",
@@ -39,20 +44,27 @@ __all__ = [
     "Project",
     "Query",
     "RescuePolicy",
+    "RunningTask",
     "SigningKey",
     "TaskStore",
     "Webhook",
     "WebhookLogEntry",
+    "WorkerIdentity",
+    "WorkerRecord",
     "open_task_store",
 ]
 
 
-def open_task_store(url: str) -> TaskStore:
-    """The task store that ``url`` names.  Call ``migrate()`` before using it."""
+def open_task_store(url: str, *, timeout_s: float = 1.5) -> TaskStore:
+    """The task store that ``url`` names.  Call ``migrate()`` before using it.
+
+    A call that cannot be answered within ``timeout_s`` (the database is unreachable, hangs or
+    stays locked) raises ``errors.Unavailable``.
+    """
     if url.startswith("sqlite:///"):
         from mediatasks.taskstore.sqlite import SqliteTaskStore
 
-        return SqliteTaskStore(Path(url.removeprefix("sqlite:///")))
+        return SqliteTaskStore(Path(url.removeprefix("sqlite:///")), timeout_s=timeout_s)
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from mediatasks.taskstore.postgres import PostgresTaskStore
@@ -60,5 +72,5 @@ def open_task_store(url: str) -> TaskStore:
             raise errors.ConfigurationError(
                 "PostgreSQL needs the postgres extra: pip install 'mediatasks[postgres]'"
             ) from exc
-        return PostgresTaskStore(url)
+        return PostgresTaskStore(url, timeout_s=timeout_s)
     raise errors.ConfigurationError(f"unsupported task store URL: {url.split(':', 1)[0]}://...")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,10 +33,10 @@ class AccessRows(abc.ABC):
     queries: Mapping[str, str]
 
     @abc.abstractmethod
-    async def _read(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _read(self, fn: Callable[[Any], Awaitable[_T]]) -> _T: ...
 
     @abc.abstractmethod
-    async def _write(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _write(self, fn: Callable[[Any], Awaitable[_T]], *, late: Any = None) -> _T: ...
 
     @staticmethod
     def _signing_key(row: Mapping[str, Any]) -> base.SigningKey:
@@ -51,8 +51,10 @@ class AccessRows(abc.ABC):
             last_seen_at=maybe_from_ms(row["last_seen_at"]),
         )
 
-    def _access_row(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        found: list[dict[str, Any]] = tx.rows(self.queries[name], params)
+    async def _access_row(
+        self, tx: Any, name: str, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        found: list[dict[str, Any]] = await tx.rows(self.queries[name], params)
         return found[0] if found else None
 
     async def create_signing_key(
@@ -71,15 +73,15 @@ class AccessRows(abc.ABC):
             "now": to_ms(_now(now)),
         }
 
-        def run(tx: Any) -> dict[str, Any]:
-            counted = self._access_row(tx, "count_signing_keys", {"project_id": project_id})
+        async def run(tx: Any) -> dict[str, Any]:
+            counted = await self._access_row(tx, "count_signing_keys", {"project_id": project_id})
             held = int(counted["n"]) if counted else 0
             if held >= MAX_SIGNING_KEYS:
                 raise errors.Conflict(
                     f"a project can only have up to {MAX_SIGNING_KEYS} signing keys, "
                     "delete some first"
                 )
-            row = self._access_row(
+            row = await self._access_row(
                 tx, "insert_signing_key", {**params, "name": name or f"Signing Key {held + 1}"}
             )
             assert row is not None

@@ -19,6 +19,7 @@ from mediatasks import assets, tasks
 __all__ = [
     "ApiKey",
     "AssetPatch",
+    "Completion",
     "Delivery",
     "Filter",
     "IdempotentRequest",
@@ -29,10 +30,13 @@ __all__ = [
     "Project",
     "Query",
     "RescuePolicy",
+    "RunningTask",
     "SigningKey",
     "TaskStore",
     "Webhook",
     "WebhookLogEntry",
+    "WorkerIdentity",
+    "WorkerRecord",
 ]
 
 _T = TypeVar("_T")
@@ -108,14 +112,67 @@ class Page(Generic[_T]):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RescuePolicy:
-    """How the rescuer treats a task whose lease expired: like a retriable failure."""
+    """How the rescuer treats a task whose worker is gone (dead, or silent past its lease).
 
-    backoff_s: Sequence[float]
+    Losing a worker is not the input's fault: the task runs again at once and its retries are not
+    spent.  A task that keeps losing its workers (it may be what kills them) fails once it has
+    been taken back ``max_rescues`` times.
+    """
+
+    max_rescues: int = 3
+    #: A worker whose session is gone (PostgreSQL) and that has not been seen for this long is
+    #: dead: its tasks are taken back before their leases expire.
+    silent_s: float = 3.0
     error_message: str = "the worker running this task stopped responding"
 
-    def delay_s(self, retries_done: int) -> float:
-        """Back-off before the retry that follows ``retries_done`` earlier retries."""
-        return self.backoff_s[min(retries_done, len(self.backoff_s) - 1)]
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Completion:
+    """One finished task, for ``complete_many``."""
+
+    task_id: str
+    lease_token: str
+    output: Mapping[str, Any]
+    asset_media: Mapping[str, Any] | None = None
+    detail: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WorkerIdentity:
+    """Who a worker process is, as it registers itself."""
+
+    id: str
+    #: The host name, for people.
+    host: str
+    #: This machine and process namespace (boot id and pid namespace): another worker with the
+    #: same node can tell from ``pid`` whether this one is still alive.
+    node: str
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunningTask:
+    """A task that a worker runs now."""
+
+    id: str
+    project_id: str
+    type: str
+    progress: float | None
+    started_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WorkerRecord:
+    """A worker in the registry: who it is, when it was last seen, what it runs."""
+
+    id: str
+    host: str
+    node: str
+    pid: int
+    started_at: datetime
+    last_seen_at: datetime
+    stopped_at: datetime | None
+    running: Sequence[RunningTask] = ()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -352,6 +409,16 @@ class TaskStore(Protocol):
         """``running -> completed``; the output asset becomes ready with ``asset_media``."""
         ...
 
+    async def complete_many(
+        self, done: Sequence[Completion], *, now: datetime | None = None
+    ) -> set[str]:
+        """``running -> completed`` for a batch, in one transaction; the ids completed.
+
+        A task whose lease is no longer held (cancelled, rescued) is left out, and nothing is
+        written for it.
+        """
+        ...
+
     async def fail(
         self,
         task_id: str,
@@ -384,13 +451,46 @@ class TaskStore(Protocol):
         ...
 
     async def rescue(
-        self, policy: RescuePolicy, *, now: datetime | None = None
+        self,
+        policy: RescuePolicy,
+        *,
+        dead_workers: Sequence[str] = (),
+        now: datetime | None = None,
     ) -> list[tasks.Task]:
-        """Take back every expired lease: retry later, or fail when retries are spent."""
+        """Take back the tasks of workers that are gone: leases that expired, tasks of
+        ``dead_workers`` (known dead by their caller) and of workers whose database session is
+        gone (where the backend can tell).  Each runs again at once, or fails once it was taken
+        back ``policy.max_rescues`` times."""
         ...
 
     async def running_leases(self, task_ids: Sequence[str]) -> dict[str, str]:
         """``{task_id: lease_token}`` for those of ``task_ids`` that are still running."""
+        ...
+
+    # -- the worker registry --------------------------------------------------------------------
+    async def register_worker(self, worker: WorkerIdentity, *, now: datetime | None = None) -> None:
+        """Enter a starting worker in the registry (and tie its liveness to its session)."""
+        ...
+
+    async def beat(
+        self,
+        worker_id: str,
+        held: Mapping[str, str],
+        *,
+        lease_s: float,
+        now: datetime | None = None,
+    ) -> set[str]:
+        """One statement for all of a worker's leases: mark the worker seen, extend the lease of
+        every ``{task_id: lease_token}`` of ``held`` that is still running, and return those ids
+        (the others were cancelled or taken back)."""
+        ...
+
+    async def deregister_worker(self, worker_id: str, *, now: datetime | None = None) -> None:
+        """Mark a worker stopped (it holds nothing any more)."""
+        ...
+
+    async def list_workers(self, seen_since: datetime) -> list[WorkerRecord]:
+        """Workers seen since ``seen_since``, newest first, with the tasks each runs."""
         ...
 
     # -- the user's transitions ---------------------------------------------------------------

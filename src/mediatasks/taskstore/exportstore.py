@@ -17,7 +17,7 @@ import abc
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -41,28 +41,30 @@ class ExportRows(abc.ABC):
     queries: Mapping[str, str]
 
     @abc.abstractmethod
-    async def _change(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _change(self, fn: Callable[[Any], Awaitable[_T]]) -> _T: ...
 
     @abc.abstractmethod
-    def _insert_task(self, tx: Any, new: base.NewTask, now_ms: int) -> tasks.Task: ...
+    async def _insert_task(self, tx: Any, new: base.NewTask, now_ms: int) -> tasks.Task: ...
 
     @abc.abstractmethod
     def _json(self, value: Any) -> Any: ...
 
     # -- rows -----------------------------------------------------------------------------------
-    def _asset_row(self, tx: Any, asset_id: str, project_id: str | None) -> dict[str, Any] | None:
-        found: list[dict[str, Any]] = tx.rows(
+    async def _asset_row(
+        self, tx: Any, asset_id: str, project_id: str | None
+    ) -> dict[str, Any] | None:
+        found: list[dict[str, Any]] = await tx.rows(
             self.queries["get_asset"], {"id": asset_id, "project_id": project_id}
         )
         return found[0] if found else None
 
-    def _live_asset(self, tx: Any, asset_id: str, project_id: str) -> dict[str, Any]:
-        row = self._asset_row(tx, asset_id, project_id)
+    async def _live_asset(self, tx: Any, asset_id: str, project_id: str) -> dict[str, Any]:
+        row = await self._asset_row(tx, asset_id, project_id)
         if row is None:
             raise errors.NotFound("Asset not found")
         return row
 
-    def _revise(
+    async def _revise(
         self,
         tx: Any,
         row: Mapping[str, Any],
@@ -78,7 +80,7 @@ class ExportRows(abc.ABC):
         Returns the new row, or ``None`` on a miss.  ``touch=False`` keeps ``updated_at``: the
         write only proves that the asset was still as read.
         """
-        found: list[dict[str, Any]] = tx.rows(
+        found: list[dict[str, Any]] = await tx.rows(
             self.queries["revise_asset"],
             {
                 "id": row["id"],
@@ -112,23 +114,23 @@ class ExportRows(abc.ABC):
         )
         assert new.id is not None
 
-        def run(tx: Any) -> tasks.Task:
+        async def run(tx: Any) -> tasks.Task:
             for _ in range(_ATTEMPTS):
-                row = self._live_asset(tx, asset_id, project_id)
+                row = await self._live_asset(tx, asset_id, project_id)
                 if row["phase"] != assets.AssetPhase.READY:
                     raise errors.InvalidTransition("asset is not ready to be exported")
                 if ipfs_spec is None:
-                    changed = self._revise(tx, row, now_ms, touch=False)
+                    changed = await self._revise(tx, row, now_ms, touch=False)
                 else:
                     storage = asset_storage.requested(
                         load_json(row["storage"]), ipfs_spec, str(new.id), now_ms
                     )
-                    changed = self._revise(tx, row, now_ms, storage=storage)
+                    changed = await self._revise(tx, row, now_ms, storage=storage)
                 if changed is not None:
                     break
             else:
                 raise errors.Conflict("the asset kept changing while the export was created")
-            created = self._insert_task(tx, new, now_ms)
+            created = await self._insert_task(tx, new, now_ms)
             if ipfs_spec is not None:
                 tx.emit("asset.updated", "asset", changed)
             return created
@@ -149,9 +151,9 @@ class ExportRows(abc.ABC):
         now_ms = to_ms(now or datetime.now(UTC))
         task_id = (export.id if export is not None else None) or str(uuid.uuid4())
 
-        def run(tx: Any) -> tuple[assets.Asset, tasks.Task | None]:
+        async def run(tx: Any) -> tuple[assets.Asset, tasks.Task | None]:
             for _ in range(_ATTEMPTS):
-                row = self._live_asset(tx, asset_id, project_id)
+                row = await self._live_asset(tx, asset_id, project_id)
                 options = dict(load_json(row["options"]))
                 for key, value in patch.options.items():
                     if value is None:
@@ -168,7 +170,7 @@ class ExportRows(abc.ABC):
                     if row["phase"] != assets.AssetPhase.READY:
                         raise errors.InvalidTransition("asset is not ready")
                     storage = asset_storage.requested(storage, patch.ipfs_spec, task_id, now_ms)
-                changed = self._revise(
+                changed = await self._revise(
                     tx, row, now_ms, name=patch.name, options=options, storage=storage
                 )
                 if changed is not None:
@@ -178,7 +180,7 @@ class ExportRows(abc.ABC):
             created = None
             if exporting:
                 assert export is not None
-                created = self._insert_task(
+                created = await self._insert_task(
                     tx,
                     dataclasses.replace(
                         export, id=task_id, input_asset_id=asset_id, project_id=project_id
@@ -190,7 +192,7 @@ class ExportRows(abc.ABC):
 
         return await self._change(run)
 
-    def _export_when_ready(
+    async def _export_when_ready(
         self, tx: Any, row: Mapping[str, Any], filled_by: tasks.Task, now_ms: int
     ) -> None:
         """Start the IPFS export that an asset asked for at its creation, now that it is ready.
@@ -211,27 +213,27 @@ class ExportRows(abc.ABC):
             input_asset_id=row["id"],
         )
         assert new.id is not None
-        changed = self._revise(
+        changed = await self._revise(
             tx, row, now_ms, storage=asset_storage.requested(storage, spec, new.id, now_ms)
         )
         if changed is None:  # cannot happen inside the transaction that just wrote the row
             raise errors.Conflict("the asset changed while its IPFS export was started")
-        self._insert_task(tx, new, now_ms)
+        await self._insert_task(tx, new, now_ms)
         tx.emit("asset.updated", "asset", changed)
 
     # -- following export tasks ------------------------------------------------------------------
-    def _follow_export(self, tx: Any, task: tasks.Task, now_ms: int) -> None:
+    async def _follow_export(self, tx: Any, task: tasks.Task, now_ms: int) -> None:
         """Move ``storage`` of the asset that ``task`` exports, if ``task`` is its pending one."""
         if task.type != tasks.TaskType.EXPORT or task.input_asset_id is None:
             return
         for _ in range(_ATTEMPTS):
-            row = self._asset_row(tx, task.input_asset_id, None)
+            row = await self._asset_row(tx, task.input_asset_id, None)
             if row is None:
                 return
             storage = asset_storage.follow(load_json(row["storage"]), task, now_ms)
             if storage is None:
                 return
-            changed = self._revise(tx, row, now_ms, storage=storage)
+            changed = await self._revise(tx, row, now_ms, storage=storage)
             if changed is not None:
                 tx.emit("asset.updated", "asset", changed)
                 return

@@ -39,6 +39,7 @@ def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
         retries=row["retries"],
         max_retries=row["max_retries"],
         attempt=row["attempt"],
+        rescues=row.get("rescues") or 0,
         error_message=row["error_message"],
         input_asset_id=row["input_asset_id"],
         output_asset_id=row["output_asset_id"],

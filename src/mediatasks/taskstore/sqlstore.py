@@ -2,19 +2,25 @@
 
 A backend module (``sqlite.py``, ``postgres.py``) supplies a connection, a transaction, its named
 queries and its way of waking workers; everything that decides *what* a transition writes lives
-here, once.  Each public method runs one transaction in a thread (the drivers used are
-synchronous), and every transition appends its ``task_events`` row inside that transaction.
+here, once.  Every transition appends its ``task_events`` rows and its webhook outbox rows inside
+its own transaction, in one statement each, however many tasks it moves (``Change`` collects
+them; ``SqlTaskStore._flush`` writes them).
+
+The worker's hot path is batched: ``claim`` moves up to ``limit`` tasks in one statement,
+``complete_many`` completes a batch of tasks in one, and ``beat`` extends every lease a worker
+holds (and tells which it still holds) in one.  Outbox rows are only written for events that a
+live webhook of the task's project subscribes to, and a task event's payload is built by the
+database from the task's row, so an unwatched project costs no outbox rows at all.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -56,37 +62,74 @@ TASK_FIELDS = frozenset(
 )
 #: Columns an asset list may filter and order on.
 ASSET_FIELDS = frozenset({"id", "name", "phase", "playback_id", "created_at", "updated_at"})
+#: Registry rows of workers not seen for this long are forgotten.
+_FORGET_WORKERS_MS = 24 * 3600 * 1000
 
 
 class Tx(Protocol):
     """One open transaction, as the shared code sees it."""
 
-    def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as dicts (empty for statements without rows)."""
+        ...
+
+    async def run(self, sql: str, params: Mapping[str, Any]) -> None:
+        """Run ``sql`` whose result nobody reads (a backend may send it with the next one)."""
         ...
 
 
 _JSON_COLUMNS = frozenset({"params", "output", "source", "options", "media", "storage", "data"})
 
 
-class Change:
-    """A write transaction that also collects the webhook events of what it changes.
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
-    ``SqlTaskStore._change`` writes the events into the outbox just before the commit, in one
-    statement, so an event exists exactly when its change does.
+
+class Change:
+    """A write transaction that also collects the task events and webhook events it causes.
+
+    ``SqlTaskStore._flush`` writes them just before the commit, one statement for each kind, so an
+    event exists exactly when its change does.  Task events and task webhook events name the task
+    only: the database reads the task's row as the transaction leaves it.
     """
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        #: ``task_events`` rows: ``{"task_id", "name", "data"}``.
+        self.task_events: list[dict[str, Any]] = []
+        #: Webhook events about tasks: ``{"task_id", "name", "success"?}``.
+        self.task_outbox: list[dict[str, Any]] = []
+        #: Webhook events with a payload made here: ``{"project_id", "name", "payload"}``.
+        self.outbox: list[dict[str, Any]] = []
+        #: Whether the change made tasks runnable now (idle workers are woken).
+        self.wakes = False
 
-    def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self.tx.rows(sql, params)
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return await self.tx.rows(sql, params)
+
+    async def run(self, sql: str, params: Mapping[str, Any]) -> None:
+        await self.tx.run(sql, params)
+
+    def wake(self) -> None:
+        """Wake idle workers once this change commits: it made tasks runnable now."""
+        self.wakes = True
+
+    def event(self, task_id: str, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Append ``name`` to the task's event log (with the task's phase and progress)."""
+        self.task_events.append({"task_id": task_id, "name": name, "data": dict(data or {})})
+
+    def emit_task(self, task_id: str, *names: str, success: bool | None = None) -> None:
+        """Webhook events ``names`` about the task; ``success`` goes on all but ``task.updated``."""
+        for name in names:
+            entry: dict[str, Any] = {"task_id": task_id, "name": name}
+            if success is not None and name != "task.updated":
+                entry["success"] = success
+            self.task_outbox.append(entry)
 
     def emit(
         self, name: str, kind: str, row: Mapping[str, Any], *, success: bool | None = None
     ) -> None:
-        """Record event ``name`` about ``row`` (a task or asset row, as it is now)."""
+        """Record webhook event ``name`` about ``row`` (an asset row, as it is now)."""
         plain = {
             key: json.loads(value) if key in _JSON_COLUMNS and isinstance(value, str) else value
             for key, value in row.items()
@@ -94,7 +137,7 @@ class Change:
         payload: dict[str, Any] = {"kind": kind, "row": plain}
         if success is not None:
             payload["success"] = success
-        self.events.append((name, str(row["project_id"]), payload))
+        self.outbox.append({"project_id": str(row["project_id"]), "name": name, "payload": payload})
 
 
 def _now(now: datetime | None) -> datetime:
@@ -103,6 +146,13 @@ def _now(now: datetime | None) -> datetime:
 
 def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _needs_follow_up(row: Mapping[str, Any]) -> bool:
+    """Whether a task's transition also moves an asset (its output, or the one it exports)."""
+    return row["output_asset_id"] is not None or (
+        row["type"] == tasks.TaskType.EXPORT and row["input_asset_id"] is not None
+    )
 
 
 class SqlTaskStore(
@@ -119,54 +169,74 @@ class SqlTaskStore(
 
     # -- what a backend supplies --------------------------------------------------------------
     @abc.abstractmethod
-    async def _read(self, fn: Callable[[Tx], _T]) -> _T:
+    async def _read(self, fn: Callable[[Tx], Awaitable[_T]]) -> _T:
         """Run ``fn`` in a read transaction."""
 
     @abc.abstractmethod
-    async def _write(self, fn: Callable[[Tx], _T]) -> _T:
-        """Run ``fn`` in a write transaction, committed when it returns."""
+    async def _write(
+        self,
+        fn: Callable[[Tx], Awaitable[_T]],
+        *,
+        late: Callable[[_T], Awaitable[None]] | None = None,
+    ) -> _T:
+        """Run ``fn`` in a write transaction, committed when it returns.
+
+        A backend that gives up waiting for a transaction (``Unavailable``) may not know whether
+        it committed: with ``late``, it lets the transaction finish and gives ``late`` its result
+        when it did.
+        """
 
     @abc.abstractmethod
     def _placeholder(self, name: str) -> str:
         """How a parameter called ``name`` is written in this dialect's SQL."""
 
     @abc.abstractmethod
-    def _work_added(self, tx: Tx) -> None:
-        """Called inside a transaction that made tasks runnable now."""
+    async def _wake(self, tx: Tx) -> None:
+        """Wake idle workers: called at the end of a transaction that made tasks runnable now."""
 
     def _json(self, value: Any) -> Any:
         """A Python value as the driver takes it for a JSON column."""
-        return json.dumps(value, separators=(",", ":"))
+        return _dumps(value)
 
-    async def _change(self, fn: Callable[[Change], _T]) -> _T:
-        """Run ``fn`` in a write transaction and write the events it emitted to the outbox."""
+    async def _change(
+        self,
+        fn: Callable[[Change], Awaitable[_T]],
+        *,
+        late: Callable[[_T], Awaitable[None]] | None = None,
+    ) -> _T:
+        """Run ``fn`` in a write transaction and write the events it collected."""
 
-        def run(tx: Tx) -> _T:
+        async def run(tx: Tx) -> _T:
             change = Change(tx)
-            result = fn(change)
-            self._flush(change)
+            result = await fn(change)
+            await self._flush(change)
             return result
 
-        return await self._write(run)
+        return await self._write(run, late=late)
 
-    def _flush(self, change: Change) -> None:
-        if not change.events:
+    async def _flush(self, change: Change) -> None:
+        """Write what ``change`` collected: one statement where the dialect can say it all in
+        one (``insert_changes``), else one for each kind."""
+        if not (change.task_events or change.task_outbox or change.outbox or change.wakes):
             return
-        now_ms = to_ms(datetime.now(UTC))
-        params: dict[str, Any] = {"now": now_ms}
-        values = []
-        for i, (name, project_id, payload) in enumerate(change.events):
-            params[f"i{i}"] = str(uuid.uuid4())
-            params[f"p{i}"] = project_id
-            params[f"n{i}"] = name
-            params[f"d{i}"] = self._json(payload)
-            marks = ", ".join(self._placeholder(f"{k}{i}") for k in "ipnd")
-            values.append(f"({marks}, {self._placeholder('now')})")
-        change.tx.rows(
-            "INSERT INTO webhook_events (id, project_id, name, payload, created_at) "
-            f"VALUES {', '.join(values)}",
-            params,
-        )
+        params = {
+            "events": _dumps(change.task_events),
+            "task_outbox": _dumps(change.task_outbox),
+            "outbox": _dumps(change.outbox),
+            "wake": change.wakes,
+            "now": to_ms(datetime.now(UTC)),
+        }
+        if "insert_changes" in self.queries:
+            await change.run(self.queries["insert_changes"], params)
+            return
+        if change.task_events:
+            await change.run(self.queries["insert_task_events"], params)
+        if change.task_outbox:
+            await change.run(self.queries["insert_task_outbox"], params)
+        if change.outbox:
+            await change.run(self.queries["insert_outbox"], params)
+        if change.wakes:
+            await self._wake(change)
 
     # -- row mapping ----------------------------------------------------------------------------
     @staticmethod
@@ -184,32 +254,11 @@ class SqlTaskStore(
         )
 
     # -- shared pieces of transactions ------------------------------------------------------------
-    def _one(self, tx: Tx, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = tx.rows(self.queries[name], params)
+    async def _one(self, tx: Tx, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = await tx.rows(self.queries[name], params)
         return found[0] if found else None
 
-    def _event(
-        self,
-        tx: Tx,
-        task: tasks.Task,
-        name: str,
-        now_ms: int,
-        data: Mapping[str, Any] | None = None,
-    ) -> None:
-        tx.rows(
-            self.queries["insert_event"],
-            {
-                "task_id": task.id,
-                "project_id": task.project_id,
-                "name": name,
-                "phase": str(task.phase),
-                "progress": task.progress,
-                "now": now_ms,
-                "data": self._json(dict(data or {})),
-            },
-        )
-
-    def _mirror(
+    async def _mirror(
         self,
         tx: Change,
         task: tasks.Task,
@@ -217,13 +266,13 @@ class SqlTaskStore(
         phase: assets.AssetPhase | None = None,
     ) -> None:
         """Make the task's output asset follow the task's phase (and an export's input asset)."""
-        self._follow_export(tx, task, now_ms)
+        await self._follow_export(tx, task, now_ms)
         phase = phase or assets.mirror_phase(task.phase)
         if task.output_asset_id is None or phase is None:
             return
         progress = 0.0 if phase is assets.AssetPhase.PROCESSING else None
         error_message = task.error_message if phase is assets.AssetPhase.FAILED else None
-        changed = self._one(
+        changed = await self._one(
             tx,
             "mirror_asset",
             {
@@ -237,35 +286,13 @@ class SqlTaskStore(
         if changed is not None:
             self._emit_asset(tx, changed)
 
-    def _emit_task(
-        self, tx: Change, task: tasks.Task, *names: str, success: bool | None = None
-    ) -> None:
-        row = self._task_row(task)
-        for name in names:
-            tx.emit(name, "task", row, success=success if name != "task.updated" else None)
-
     def _emit_asset(self, tx: Change, row: Mapping[str, Any]) -> None:
         tx.emit("asset.updated", "asset", row)
         phase = row["phase"]
         if phase in ("ready", "failed"):
             tx.emit(f"asset.{phase}", "asset", row)
 
-    @staticmethod
-    def _task_row(task: tasks.Task) -> dict[str, Any]:
-        """A task as a row again (the inverse of ``_task``), for the outbox."""
-        row: dict[str, Any] = {}
-        for field in dataclasses.fields(task):
-            value = getattr(task, field.name)
-            if isinstance(value, datetime):
-                value = to_ms(value)
-            elif isinstance(value, tasks.Phase):
-                value = str(value)
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            row[field.name] = value
-        return row
-
-    def _guarded(
+    async def _guarded(
         self,
         tx: Tx,
         query: str,
@@ -275,23 +302,28 @@ class SqlTaskStore(
         what: str,
     ) -> tasks.Task:
         """Run a guarded transition; raise if it matched no row."""
-        row = self._one(tx, query, params)
+        row = await self._one(tx, query, params)
         if row is None:
-            current = self._one(tx, "get_task", {"id": params["id"], "project_id": None})
-            if current is None:
-                raise errors.NotFound(f"task {params['id']} not found")
-            phase = current["phase"]
-            if lease:
-                raise errors.LeaseLost(
-                    f"cannot {what} task {params['id']}: the lease is no longer held "
-                    f"(the task is {phase})"
-                )
-            raise errors.InvalidTransition(f"cannot {what} a task that is {phase}")
+            raise await self._refused(tx, params["id"], lease=lease, what=what)
         return task_from_row(row)
+
+    async def _refused(
+        self, tx: Tx, task_id: str, *, lease: bool, what: str
+    ) -> errors.MediaTasksError:
+        """Why a guarded transition of ``task_id`` matched no row."""
+        current = await self._one(tx, "get_task", {"id": task_id, "project_id": None})
+        if current is None:
+            return errors.NotFound(f"task {task_id} not found")
+        phase = current["phase"]
+        if lease:
+            return errors.LeaseLost(
+                f"cannot {what} task {task_id}: the lease is no longer held (the task is {phase})"
+            )
+        return errors.InvalidTransition(f"cannot {what} a task that is {phase}")
 
     def _page(
         self, table: str, query: base.Query, allowed: frozenset[str]
-    ) -> Callable[[Tx], tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]]:
+    ) -> Callable[[Tx], Awaitable[tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]]]:
         """A page of ``table`` (``taskstore.listing`` builds its SQL), its total when asked
         for, and where the next page starts."""
         sql = listing.build(
@@ -302,9 +334,11 @@ class SqlTaskStore(
             extra_where="phase <> 'deleted'" if table == "assets" else "",
         )
 
-        def run(tx: Tx) -> tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]:
-            found, after = listing.next_key(tx.rows(sql.select, sql.params), sql, query.limit)
-            total = tx.rows(sql.count, sql.count_params)[0]["n"] if query.with_total else None
+        async def run(tx: Tx) -> tuple[list[dict[str, Any]], int | None, tuple[Any, ...] | None]:
+            found, after = listing.next_key(await tx.rows(sql.select, sql.params), sql, query.limit)
+            total = (
+                (await tx.rows(sql.count, sql.count_params))[0]["n"] if query.with_total else None
+            )
             return [dict(row) for row in found], total, after
 
         return run
@@ -353,8 +387,8 @@ class SqlTaskStore(
         return None if row is None else self._key(row)
 
     # -- creating work ------------------------------------------------------------------------
-    def _insert_task(self, tx: Change, new: base.NewTask, now_ms: int) -> tasks.Task:
-        row = self._one(
+    async def _insert_task(self, tx: Change, new: base.NewTask, now_ms: int) -> tasks.Task:
+        row = await self._one(
             tx,
             "insert_task",
             {
@@ -372,10 +406,10 @@ class SqlTaskStore(
         )
         assert row is not None
         task = task_from_row(row)
-        self._event(tx, task, "created", now_ms, {"type": task.type})
-        self._emit_task(tx, task, "task.spawned")
+        tx.event(task.id, "created", {"type": task.type})
+        tx.emit_task(task.id, "task.spawned")
         if task.phase is tasks.Phase.WAITING:
-            self._work_added(tx)
+            tx.wake()
         return task
 
     async def create_task(self, new: base.NewTask, *, now: datetime | None = None) -> tasks.Task:
@@ -387,8 +421,8 @@ class SqlTaskStore(
     ) -> tuple[assets.Asset, tasks.Task]:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Change) -> tuple[assets.Asset, tasks.Task]:
-            row = self._one(
+        async def run(tx: Change) -> tuple[assets.Asset, tasks.Task]:
+            row = await self._one(
                 tx,
                 "insert_asset",
                 {
@@ -405,21 +439,21 @@ class SqlTaskStore(
             )
             assert row is not None
             tx.emit("asset.created", "asset", row)
-            return asset_from_row(row), self._insert_task(tx, task, now_ms)
+            return asset_from_row(row), await self._insert_task(tx, task, now_ms)
 
         return await self._change(run)
 
     async def schedule(self, task_id: str, *, now: datetime | None = None) -> tasks.Task:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Change) -> tasks.Task:
-            task = self._guarded(
+        async def run(tx: Change) -> tasks.Task:
+            task = await self._guarded(
                 tx, "schedule", {"id": task_id, "now": now_ms}, lease=False, what="schedule"
             )
-            self._event(tx, task, "schedule", now_ms)
-            self._emit_task(tx, task, "task.updated")
-            self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
-            self._work_added(tx)
+            tx.event(task.id, "schedule")
+            tx.emit_task(task.id, "task.updated")
+            await self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
+            tx.wake()
             return task
 
         return await self._change(run)
@@ -493,19 +527,63 @@ class SqlTaskStore(
         for i, task_type in enumerate(types):
             params[f"t{i}"] = task_type
             names.append(self._placeholder(f"t{i}"))
-        sql = self.queries["claim"].replace("{types}", ", ".join(names))
+        # Each claimed task gets the event "claim" ({"worker", "attempt"}) and "task.updated";
+        # a dialect that can write them in the claim's own statement does.
+        event, outbox = "claim", ["task.updated"]
+        in_one = "claim_with_changes" in self.queries
+        sql = self.queries["claim_with_changes" if in_one else "claim"]
+        sql = sql.replace("{types}", ", ".join(names))
+        params.update(event=event, task_outbox=_dumps(outbox))
 
-        def run(tx: Change) -> list[tasks.Task]:
-            claimed = [task_from_row(row) for row in tx.rows(sql, params)]
+        async def run(tx: Change) -> list[tasks.Task]:
+            claimed = [task_from_row(row) for row in await tx.rows(sql, params)]
             for task in claimed:
-                self._event(
-                    tx, task, "claim", now_ms, {"worker": worker_id, "attempt": task.attempt}
-                )
-                self._emit_task(tx, task, "task.updated")
-                self._mirror(tx, task, now_ms)
+                if not in_one:
+                    tx.event(task.id, event, {"worker": worker_id, "attempt": task.attempt})
+                    tx.emit_task(task.id, *outbox)
+                if task.output_asset_id is not None or task.type == tasks.TaskType.EXPORT:
+                    await self._mirror(tx, task, now_ms)
             return claimed
 
-        return await self._change(run)
+        # A claim given up on that commits after all would leave its tasks held by nobody until
+        # their leases expire: hand them back at once instead.
+        return await self._change(run, late=self._release_all)
+
+    async def _release_all(self, claimed: list[tasks.Task]) -> None:
+        for task in claimed:
+            assert task.lease_token is not None
+            try:
+                await self.release(task.id, task.lease_token)
+            except errors.MediaTasksError:
+                pass  # it expires with its lease instead
+
+    async def beat(
+        self,
+        worker_id: str,
+        held: Mapping[str, str],
+        *,
+        lease_s: float,
+        now: datetime | None = None,
+    ) -> set[str]:
+        moment = _now(now)
+        params = {
+            "worker_id": worker_id,
+            "held": _dumps([{"id": key, "token": token} for key, token in held.items()]),
+            "now": to_ms(moment),
+            "lease_expires_at": to_ms(moment + timedelta(seconds=lease_s)),
+        }
+
+        async def run(tx: Tx) -> set[str]:
+            await tx.run(self.queries["worker_seen"], params)
+            if not held:
+                return set()
+            return {row["id"] for row in await tx.rows(self.queries["extend_leases"], params)}
+
+        return await self._beat_write(run)
+
+    async def _beat_write(self, fn: Callable[[Tx], Awaitable[_T]]) -> _T:
+        """Where a worker's beat runs: a backend may tie it to the worker's session."""
+        return await self._write(fn)
 
     async def heartbeat(
         self,
@@ -527,15 +605,15 @@ class SqlTaskStore(
             "now": now_ms,
         }
 
-        def run(tx: Change) -> tasks.Task:
-            task = self._guarded(tx, "heartbeat", params, lease=True, what="heartbeat")
+        async def run(tx: Change) -> tasks.Task:
+            task = await self._guarded(tx, "heartbeat", params, lease=True, what="heartbeat")
             if progress is not None and task.progress == params["progress"]:
-                self._event(tx, task, "progress", now_ms)
+                tx.event(task.id, "progress")
                 if announce:
-                    self._emit_task(tx, task, "task.updated")
-                    self._follow_export(tx, task, now_ms)
+                    tx.emit_task(task.id, "task.updated")
+                    await self._follow_export(tx, task, now_ms)
                 if task.output_asset_id is not None:
-                    changed = self._one(
+                    changed = await self._one(
                         tx,
                         "asset_progress",
                         {"id": task.output_asset_id, "progress": task.progress, "now": now_ms},
@@ -545,6 +623,42 @@ class SqlTaskStore(
             return task
 
         return await self._change(run)
+
+    async def _complete(
+        self, tx: Change, done: Sequence[base.Completion], now_ms: int
+    ) -> list[str]:
+        """``running -> completed`` for each of ``done`` whose lease is held; their ids."""
+        by_id = {item.task_id: item for item in done}
+        batch = [
+            {"id": item.task_id, "token": item.lease_token, "output": dict(item.output)}
+            for item in done
+        ]
+        params = {"batch": _dumps(batch), "now": now_ms}
+        found = await tx.rows(self.queries["complete_many"], params)
+        for row in found:
+            item = by_id[row["id"]]
+            tx.event(row["id"], "complete", item.detail)
+            tx.emit_task(row["id"], "task.updated", "task.completed", success=True)
+            if not _needs_follow_up(row):
+                continue
+            full = await self._one(tx, "get_task", {"id": row["id"], "project_id": None})
+            assert full is not None
+            task = task_from_row(full)
+            await self._follow_export(tx, task, now_ms)
+            if task.output_asset_id is not None:
+                changed = await self._one(
+                    tx,
+                    "asset_ready",
+                    {
+                        "id": task.output_asset_id,
+                        "media": self._json(dict(item.asset_media or {})),
+                        "now": now_ms,
+                    },
+                )
+                if changed is not None:
+                    self._emit_asset(tx, changed)
+                    await self._export_when_ready(tx, changed, task, now_ms)
+        return [row["id"] for row in found]
 
     async def complete(
         self,
@@ -557,36 +671,36 @@ class SqlTaskStore(
         now: datetime | None = None,
     ) -> tasks.Task:
         now_ms = to_ms(_now(now))
-        params = {
-            "id": task_id,
-            "lease_token": lease_token,
-            "output": self._json(dict(output)),
-            "now": now_ms,
-        }
+        item = base.Completion(
+            task_id=task_id,
+            lease_token=lease_token,
+            output=output,
+            asset_media=asset_media,
+            detail=detail,
+        )
 
-        def run(tx: Change) -> tasks.Task:
-            task = self._guarded(tx, "complete", params, lease=True, what="complete")
-            self._event(tx, task, "complete", now_ms, detail)
-            self._emit_task(tx, task, "task.updated", "task.completed", success=True)
-            self._follow_export(tx, task, now_ms)
-            if task.output_asset_id is not None:
-                changed = self._one(
-                    tx,
-                    "asset_ready",
-                    {
-                        "id": task.output_asset_id,
-                        "media": self._json(dict(asset_media or {})),
-                        "now": now_ms,
-                    },
-                )
-                if changed is not None:
-                    self._emit_asset(tx, changed)
-                    self._export_when_ready(tx, changed, task, now_ms)
-            return task
+        async def run(tx: Change) -> tasks.Task:
+            if not await self._complete(tx, [item], now_ms):
+                raise await self._refused(tx, task_id, lease=True, what="complete")
+            row = await self._one(tx, "get_task", {"id": task_id, "project_id": None})
+            assert row is not None
+            return task_from_row(row)
 
         return await self._change(run)
 
-    def _fail(
+    async def complete_many(
+        self, done: Sequence[base.Completion], *, now: datetime | None = None
+    ) -> set[str]:
+        if not done:
+            return set()
+        now_ms = to_ms(_now(now))
+
+        async def run(tx: Change) -> set[str]:
+            return set(await self._complete(tx, done, now_ms))
+
+        return await self._change(run)
+
+    async def _fail(
         self,
         tx: Change,
         task_id: str,
@@ -602,13 +716,13 @@ class SqlTaskStore(
             "error_message": error_message,
             "now": now_ms,
         }
-        task = self._guarded(tx, "fail", params, lease=True, what="fail")
-        self._event(tx, task, event, now_ms, {"error": error_message, **(detail or {})})
-        self._emit_task(tx, task, "task.updated", "task.failed", success=False)
-        self._mirror(tx, task, now_ms)
+        task = await self._guarded(tx, "fail", params, lease=True, what="fail")
+        tx.event(task.id, event, {"error": error_message, **(detail or {})})
+        tx.emit_task(task.id, "task.updated", "task.failed", success=False)
+        await self._mirror(tx, task, now_ms)
         return task
 
-    def _retry_later(
+    async def _retry_later(
         self,
         tx: Change,
         task_id: str,
@@ -616,7 +730,6 @@ class SqlTaskStore(
         error_message: str,
         now_ms: int,
         delay_s: float,
-        event: str,
         detail: Mapping[str, Any] | None,
     ) -> tasks.Task:
         run_at = now_ms + int(delay_s * 1000)
@@ -627,12 +740,12 @@ class SqlTaskStore(
             "run_at": run_at,
             "now": now_ms,
         }
-        task = self._guarded(tx, "retry_later", params, lease=True, what="retry")
+        task = await self._guarded(tx, "retry_later", params, lease=True, what="retry")
         data = {"error": error_message, "retryAt": run_at, **(detail or {})}
-        self._event(tx, task, event, now_ms, data)
-        self._emit_task(tx, task, "task.updated")
+        tx.event(task.id, "retry_later", data)
+        tx.emit_task(task.id, "task.updated")
         if delay_s <= 0:
-            self._work_added(tx)
+            tx.wake()
         return task
 
     async def fail(
@@ -662,7 +775,7 @@ class SqlTaskStore(
         now_ms = to_ms(_now(now))
         return await self._change(
             lambda tx: self._retry_later(
-                tx, task_id, lease_token, error_message, now_ms, delay_s, "retry_later", detail
+                tx, task_id, lease_token, error_message, now_ms, delay_s, detail
             )
         )
 
@@ -672,55 +785,69 @@ class SqlTaskStore(
         now_ms = to_ms(_now(now))
         params = {"id": task_id, "lease_token": lease_token, "now": now_ms}
 
-        def run(tx: Change) -> tasks.Task:
-            task = self._guarded(tx, "release", params, lease=True, what="release")
-            self._event(tx, task, "release", now_ms)
-            self._emit_task(tx, task, "task.updated")
-            self._work_added(tx)
+        async def run(tx: Change) -> tasks.Task:
+            task = await self._guarded(tx, "release", params, lease=True, what="release")
+            tx.event(task.id, "release")
+            tx.emit_task(task.id, "task.updated")
+            tx.wake()
             return task
 
         return await self._change(run)
 
+    # -- rescue and the worker registry -----------------------------------------------------------
     async def rescue(
-        self, policy: base.RescuePolicy, *, now: datetime | None = None
+        self,
+        policy: base.RescuePolicy,
+        *,
+        dead_workers: Sequence[str] = (),
+        now: datetime | None = None,
     ) -> list[tasks.Task]:
-        now_ms = to_ms(_now(now))
+        moment = _now(now)
+        now_ms = to_ms(moment)
+        params = {
+            "now": now_ms,
+            "stale": now_ms - int(policy.silent_s * 1000),
+            "dead": _dumps(list(dead_workers)),
+            "limit": 100,
+        }
 
-        def run(tx: Change) -> list[tasks.Task]:
+        async def run(tx: Change) -> list[tasks.Task]:
             rescued = []
-            expired = tx.rows(self.queries["expired_leases"], {"now": now_ms, "limit": 100})
-            for row in expired:
+            for row in await tx.rows(self.queries["lost_tasks"], params):
                 task = task_from_row(row)
                 assert task.lease_token is not None
-                detail = {"worker": task.worker_id, "attempt": task.attempt}
-                if task.retries < task.max_retries:
-                    rescued.append(
-                        self._retry_later(
-                            tx,
-                            task.id,
-                            task.lease_token,
-                            policy.error_message,
-                            now_ms,
-                            policy.delay_s(task.retries),
-                            "rescue",
-                            detail,
-                        )
-                    )
-                else:
-                    rescued.append(
-                        self._fail(
-                            tx,
-                            task.id,
-                            task.lease_token,
-                            policy.error_message,
-                            now_ms,
-                            "rescue",
-                            detail,
-                        )
-                    )
+                because = str(row["lost_because"])
+                rescued.append(await self._rescue_one(tx, task, policy, now_ms, because))
+            if dead_workers:
+                await tx.run(self.queries["workers_stopped"], params)
+            await tx.run(self.queries["forget_workers"], {"before": now_ms - _FORGET_WORKERS_MS})
             return rescued
 
         return await self._change(run)
+
+    async def _rescue_one(
+        self, tx: Change, task: tasks.Task, policy: base.RescuePolicy, now_ms: int, because: str
+    ) -> tasks.Task:
+        """Take back a task whose worker is gone: again at once, or failed when it keeps
+        losing its workers.  The task's own retries are not spent: the input is not at fault."""
+        assert task.lease_token is not None
+        detail = {"worker": task.worker_id, "attempt": task.attempt, "because": because}
+        if task.rescues >= policy.max_rescues:
+            message = f"{policy.error_message} ({task.rescues + 1} times)"
+            return await self._fail(
+                tx, task.id, task.lease_token, message, now_ms, "rescue", detail
+            )
+        params = {
+            "id": task.id,
+            "lease_token": task.lease_token,
+            "error_message": policy.error_message,
+            "now": now_ms,
+        }
+        rescued = await self._guarded(tx, "rescue_later", params, lease=True, what="rescue")
+        tx.event(rescued.id, "rescue", {"error": policy.error_message, "retryAt": now_ms, **detail})
+        tx.emit_task(rescued.id, "task.updated")
+        tx.wake()
+        return rescued
 
     async def running_leases(self, task_ids: Sequence[str]) -> dict[str, str]:
         if not task_ids:
@@ -731,19 +858,83 @@ class SqlTaskStore(
         found = await self._read(lambda tx: tx.rows(sql, params))
         return {row["id"]: row["lease_token"] for row in found}
 
+    async def register_worker(
+        self, worker: base.WorkerIdentity, *, now: datetime | None = None
+    ) -> None:
+        lock_key = secrets.randbits(62)
+        params = {
+            "id": worker.id,
+            "host": worker.host,
+            "node": worker.node,
+            "pid": worker.pid,
+            "lock_key": lock_key,
+            "now": to_ms(_now(now)),
+        }
+        await self._write(lambda tx: tx.run(self.queries["register_worker"], params))
+        await self._hold_session(worker.id, lock_key)
+
+    async def _hold_session(self, worker_id: str, lock_key: int) -> None:
+        """Tie the worker's liveness to a database session, where the backend has one."""
+
+    async def _drop_session(self, worker_id: str) -> None:
+        """Let the worker's session go."""
+
+    async def deregister_worker(self, worker_id: str, *, now: datetime | None = None) -> None:
+        params = {"id": worker_id, "now": to_ms(_now(now))}
+        try:
+            await self._write(lambda tx: tx.run(self.queries["deregister_worker"], params))
+        finally:
+            await self._drop_session(worker_id)
+
+    async def list_workers(self, seen_since: datetime) -> list[base.WorkerRecord]:
+        params = {"since": to_ms(seen_since)}
+
+        async def run(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            workers = await tx.rows(self.queries["list_workers"], params)
+            running = await tx.rows(self.queries["running_of_workers"], params)
+            return workers, running
+
+        workers, running = await self._read(run)
+        by_worker: dict[str, list[base.RunningTask]] = {}
+        for row in running:
+            by_worker.setdefault(row["worker_id"], []).append(
+                base.RunningTask(
+                    id=row["id"],
+                    project_id=row["project_id"],
+                    type=row["type"],
+                    progress=row["progress"],
+                    started_at=maybe_from_ms(row["started_at"]),
+                )
+            )
+        return [
+            base.WorkerRecord(
+                id=row["id"],
+                host=row["host"],
+                node=row["node"],
+                pid=row["pid"],
+                started_at=from_ms(row["started_at"]),
+                last_seen_at=from_ms(row["last_seen_at"]),
+                stopped_at=maybe_from_ms(row["stopped_at"]),
+                running=tuple(by_worker.get(row["id"], ())),
+            )
+            for row in workers
+        ]
+
     # -- the user's transitions ---------------------------------------------------------------
-    def _cancel(self, tx: Change, task_id: str, project_id: str | None, now_ms: int) -> tasks.Task:
+    async def _cancel(
+        self, tx: Change, task_id: str, project_id: str | None, now_ms: int
+    ) -> tasks.Task:
         params = {"id": task_id, "project_id": project_id, "now": now_ms}
-        row = self._one(tx, "cancel", params)
+        row = await self._one(tx, "cancel", params)
         if row is None:
-            current = self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
+            current = await self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
             if current is None:
                 raise errors.NotFound("task not found")
             raise errors.InvalidTransition(f"task is {current['phase']}, it cannot be cancelled")
         task = task_from_row(row)
-        self._event(tx, task, "cancel", now_ms)
-        self._emit_task(tx, task, "task.updated")
-        self._mirror(tx, task, now_ms)
+        tx.event(task.id, "cancel")
+        tx.emit_task(task.id, "task.updated")
+        await self._mirror(tx, task, now_ms)
         return task
 
     async def cancel(
@@ -758,18 +949,18 @@ class SqlTaskStore(
         now_ms = to_ms(_now(now))
         params = {"id": task_id, "project_id": project_id, "now": now_ms}
 
-        def run(tx: Change) -> tasks.Task:
-            row = self._one(tx, "retry", params)
+        async def run(tx: Change) -> tasks.Task:
+            row = await self._one(tx, "retry", params)
             if row is None:
-                current = self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
+                current = await self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
                 if current is None:
                     raise errors.NotFound("task not found")
                 raise errors.InvalidTransition("task is not in a retryable state")
             task = task_from_row(row)
-            self._event(tx, task, "retry", now_ms)
-            self._emit_task(tx, task, "task.updated")
-            self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
-            self._work_added(tx)
+            tx.event(task.id, "retry")
+            tx.emit_task(task.id, "task.updated")
+            await self._mirror(tx, task, now_ms, assets.AssetPhase.WAITING)
+            tx.wake()
             return task
 
         return await self._change(run)
@@ -793,13 +984,14 @@ class SqlTaskStore(
         now_ms = to_ms(_now(now))
         params = {"id": asset_id, "project_id": project_id, "now": now_ms}
 
-        def run(tx: Change) -> assets.Asset:
-            row = self._one(tx, "delete_asset", params)
+        async def run(tx: Change) -> assets.Asset:
+            row = await self._one(tx, "delete_asset", params)
             if row is None:
                 raise errors.NotFound("Asset not found")
             tx.emit("asset.deleted", "asset", row)
-            for task_row in tx.rows(self.queries["active_tasks_of_asset"], {"asset_id": asset_id}):
-                self._cancel(tx, task_row["id"], project_id, now_ms)
+            active = await tx.rows(self.queries["active_tasks_of_asset"], {"asset_id": asset_id})
+            for task_row in active:
+                await self._cancel(tx, task_row["id"], project_id, now_ms)
             return asset_from_row(row)
 
         return await self._change(run)

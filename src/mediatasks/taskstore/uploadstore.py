@@ -6,7 +6,7 @@ Queries are in ``sql/uploads.sql``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,16 +27,16 @@ class UploadRows(abc.ABC):
     queries: Mapping[str, str]
 
     @abc.abstractmethod
-    async def _read(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _read(self, fn: Callable[[Any], Awaitable[_T]]) -> _T: ...
 
     @abc.abstractmethod
-    async def _write(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _write(self, fn: Callable[[Any], Awaitable[_T]], *, late: Any = None) -> _T: ...
 
     @abc.abstractmethod
     def _json(self, value: Any) -> Any: ...
 
-    def _row(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        found: list[dict[str, Any]] = tx.rows(self.queries[name], params)
+    async def _row(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        found: list[dict[str, Any]] = await tx.rows(self.queries[name], params)
         return found[0] if found else None
 
     async def reserve_idempotency_key(
@@ -50,13 +50,13 @@ class UploadRows(abc.ABC):
             "now": to_ms(moment),
         }
 
-        def run(tx: Any) -> dict[str, Any] | None:
-            tx.rows(
+        async def run(tx: Any) -> dict[str, Any] | None:
+            await tx.rows(
                 self.queries["expire_idempotency_keys"], {"before": to_ms(moment - KEY_LIFETIME)}
             )
-            if self._row(tx, "insert_idempotency_key", params) is not None:
+            if await self._row(tx, "insert_idempotency_key", params) is not None:
                 return None
-            return self._row(tx, "get_idempotency_key", params)
+            return await self._row(tx, "get_idempotency_key", params)
 
         row = await self._write(run)
         if row is None:
@@ -83,11 +83,11 @@ class UploadRows(abc.ABC):
     ) -> tuple[assets.Asset, tasks.Task] | None:
         params = {"project_id": project_id, "since": to_ms(since)}
 
-        def run(tx: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-            for row in tx.rows(self.queries["recent_url_imports"], params):
+        async def run(tx: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            for row in await tx.rows(self.queries["recent_url_imports"], params):
                 source = load_json(row["source"])
                 if source.get("type") == "url" and source.get("url") == url:
-                    task = self._row(tx, "output_task_of_asset", {"asset_id": row["id"]})
+                    task = await self._row(tx, "output_task_of_asset", {"asset_id": row["id"]})
                     if task is not None:
                         return row, task
             return None

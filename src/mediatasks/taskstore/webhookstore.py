@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,10 +31,10 @@ class WebhookRows(abc.ABC):
     queries: Mapping[str, str]
 
     @abc.abstractmethod
-    async def _read(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _read(self, fn: Callable[[Any], Awaitable[_T]]) -> _T: ...
 
     @abc.abstractmethod
-    async def _write(self, fn: Callable[[Any], _T]) -> _T: ...
+    async def _write(self, fn: Callable[[Any], Awaitable[_T]], *, late: Any = None) -> _T: ...
 
     @abc.abstractmethod
     def _placeholder(self, name: str) -> str: ...
@@ -84,8 +84,8 @@ class WebhookRows(abc.ABC):
             response=load_json(row["response"]),
         )
 
-    def _first(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        found: list[dict[str, Any]] = tx.rows(self.queries[name], params)
+    async def _first(self, tx: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        found: list[dict[str, Any]] = await tx.rows(self.queries[name], params)
         return found[0] if found else None
 
     # -- the waiting queue --------------------------------------------------------------------
@@ -162,12 +162,12 @@ class WebhookRows(abc.ABC):
     ) -> base.Webhook:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Any) -> dict[str, Any] | None:
-            row = self._first(
+        async def run(tx: Any) -> dict[str, Any] | None:
+            row = await self._first(
                 tx, "delete_webhook", {"id": webhook_id, "project_id": project_id, "now": now_ms}
             )
             if row is not None:
-                tx.rows(
+                await tx.rows(
                     self.queries["drop_pending_deliveries"],
                     {"webhook_id": webhook_id, "now": now_ms},
                 )
@@ -182,19 +182,21 @@ class WebhookRows(abc.ABC):
     async def dispatch_events(self, *, limit: int = 200, now: datetime | None = None) -> int:
         now_ms = to_ms(_now(now))
 
-        def run(tx: Any) -> int:
-            events = tx.rows(self.queries["undispatched_events"], {"limit": limit})
+        async def run(tx: Any) -> int:
+            events = await tx.rows(self.queries["undispatched_events"], {"limit": limit})
             if not events:
                 return 0
             hooks: dict[str, list[base.Webhook]] = {}
             for event in events:
                 project_id = event["project_id"]
                 if project_id not in hooks:
-                    found = tx.rows(self.queries["project_webhooks"], {"project_id": project_id})
+                    found = await tx.rows(
+                        self.queries["project_webhooks"], {"project_id": project_id}
+                    )
                     hooks[project_id] = [self._webhook(row) for row in found]
                 for hook in hooks[project_id]:
                     if event["name"] in hook.events:
-                        tx.rows(
+                        await tx.rows(
                             self.queries["insert_delivery"],
                             {
                                 "id": str(uuid.uuid4()),
@@ -210,7 +212,7 @@ class WebhookRows(abc.ABC):
             for i, event in enumerate(events):
                 params[f"e{i}"] = event["id"]
                 marks.append(self._placeholder(f"e{i}"))
-            tx.rows(
+            await tx.rows(
                 "UPDATE webhook_events SET dispatched_at = "
                 f"{self._placeholder('now')} WHERE id IN ({', '.join(marks)})",
                 params,
@@ -219,19 +221,19 @@ class WebhookRows(abc.ABC):
 
         return await self._write(run)
 
-    def _delivery(
+    async def _delivery(
         self, tx: Any, row: Mapping[str, Any], hooks: dict[str, base.Webhook | None]
     ) -> base.Delivery | None:
         webhook_id = row["webhook_id"]
         if webhook_id not in hooks:
-            found = tx.rows(
+            found = await tx.rows(
                 "SELECT * FROM webhooks WHERE id = "
                 f"{self._placeholder('id')} AND deleted_at IS NULL",
                 {"id": webhook_id},
             )
             hooks[webhook_id] = self._webhook(found[0]) if found else None
         hook = hooks[webhook_id]
-        event = self._first(tx, "get_webhook_event", {"id": row["event_id"]})
+        event = await self._first(tx, "get_webhook_event", {"id": row["event_id"]})
         if hook is None or event is None:
             return None
         locked = maybe_from_ms(row["locked_until"])
@@ -254,11 +256,11 @@ class WebhookRows(abc.ABC):
             "locked_until": to_ms(moment + timedelta(seconds=lock_s)),
         }
 
-        def run(tx: Any) -> list[base.Delivery]:
+        async def run(tx: Any) -> list[base.Delivery]:
             hooks: dict[str, base.Webhook | None] = {}
             claimed = []
-            for row in tx.rows(self.queries["claim_deliveries"], params):
-                delivery = self._delivery(tx, row, hooks)
+            for row in await tx.rows(self.queries["claim_deliveries"], params):
+                delivery = await self._delivery(tx, row, hooks)
                 if delivery is not None:
                     claimed.append(delivery)
             return claimed
@@ -284,8 +286,8 @@ class WebhookRows(abc.ABC):
         else:
             state, next_at = "pending", to_ms(retry_at)
 
-        def run(tx: Any) -> base.WebhookLogEntry:
-            tx.rows(
+        async def run(tx: Any) -> base.WebhookLogEntry:
+            await tx.rows(
                 self.queries["finish_attempt"],
                 {
                     "id": delivery.id,
@@ -295,7 +297,7 @@ class WebhookRows(abc.ABC):
                     "now": now_ms,
                 },
             )
-            row = self._first(
+            row = await self._first(
                 tx,
                 "insert_webhook_log",
                 {
@@ -318,7 +320,7 @@ class WebhookRows(abc.ABC):
                 "error": response.get("error"),
                 "response": response.get("body"),
             }
-            tx.rows(
+            await tx.rows(
                 self.queries["webhook_triggered"],
                 {
                     "id": delivery.webhook.id,
@@ -365,16 +367,18 @@ class WebhookRows(abc.ABC):
         moment = _now(now)
         now_ms = to_ms(moment)
 
-        def run(tx: Any) -> base.Delivery | None:
-            hook = self._first(tx, "get_webhook", {"id": webhook_id, "project_id": project_id})
-            log = self._first(
+        async def run(tx: Any) -> base.Delivery | None:
+            hook = await self._first(
+                tx, "get_webhook", {"id": webhook_id, "project_id": project_id}
+            )
+            log = await self._first(
                 tx,
                 "get_webhook_log",
                 {"id": log_id, "webhook_id": webhook_id, "project_id": project_id},
             )
             if hook is None or log is None:
                 return None
-            row = self._first(
+            row = await self._first(
                 tx,
                 "insert_delivery",
                 {
@@ -387,7 +391,7 @@ class WebhookRows(abc.ABC):
                 },
             )
             assert row is not None
-            return self._delivery(tx, row, {})
+            return await self._delivery(tx, row, {})
 
         delivery = await self._write(run)
         if delivery is None:

@@ -1,25 +1,40 @@
-"""The worker: claim -> run -> report, with heartbeats, a cancel watcher, a rescuer and a
-graceful shutdown.
+"""The worker: claim -> run -> report, with one beat for all its leases, a rescuer, batched
+completions and a graceful shutdown.
 
-``run()`` starts the side loops, then repeats: wait for a free slot, claim as many runnable tasks
-as there are free slots, start each in its own asyncio task.  ``_process`` runs the handler,
-decides the outcome (``outcome.decide``, a pure function) and persists it under
-``asyncio.shield``, so a shutdown never leaves an outcome half written.
+``run()`` registers the worker, takes back the tasks of dead predecessors, starts the side loops,
+then repeats: wait for a free slot, claim as many runnable tasks as there are free slots (one
+statement), start each in its own asyncio task.  ``_process`` runs the handler, decides the
+outcome (``outcome.decide``, a pure function) and persists it under ``asyncio.shield``, so a
+shutdown never leaves an outcome half written.  A completion frees its slot at once and waits at
+most ``outcome_flush_s`` to be written with others in one statement (``complete_many``); until
+then the worker still holds the task's lease.
+
+Every ``heartbeat_interval_s`` the worker beats: one statement marks it seen in the registry,
+extends the lease of every task it holds and says which it no longer holds (cancelled, or taken
+back), which stop at once.  Progress is saved in the same round, for the tasks whose progress
+moved.
+
+The rescuer (every ``rescue_interval_s``, and at start) takes back the tasks of workers that are
+gone: a worker on this machine whose process is gone, a worker whose database session is gone
+(PostgreSQL), a lease that expired.  It then removes the work folders that those attempts left.
 
 Shutdown policy (``stop()``, called on SIGTERM): stop claiming at once; let running tasks go on for
 ``shutdown_grace_s``; then cancel them (their FFmpeg is killed) and hand them back to ``waiting``
-with ``release``, which does not count an attempt.
+with ``release``, which does not count an attempt; write every buffered completion.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from mediatasks import errors, tasks, taskstore, telemetry
 from mediatasks import settings as settings_module
@@ -27,9 +42,13 @@ from mediatasks.blobstore import base as blobstore
 from mediatasks.worker import handler as handler_module
 from mediatasks.worker import outcome
 
-__all__ = ["Worker", "should_announce"]
+__all__ = ["Worker", "node_id", "should_announce"]
 
 log = logging.getLogger(__name__)
+
+#: The rescuer also sweeps the work folder every this many rounds, for attempts that died on this
+#: data folder but were taken back by a worker elsewhere.
+_SWEEP_EVERY = 10
 
 
 def should_announce(announced: float, progress: float, elapsed_s: float, interval_s: float) -> bool:
@@ -43,6 +62,55 @@ def should_announce(announced: float, progress: float, elapsed_s: float, interva
     return progress > announced and elapsed_s >= interval_s
 
 
+def node_id() -> str:
+    """This machine and process namespace: workers with the same node see each other's pids.
+
+    The boot id changes at every boot, and the pid namespace differs between containers, so two
+    workers with the same node can trust ``kill(pid, 0)`` about each other.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return f"host:{socket.gethostname()}"
+    return f"{boot}:{namespace}"
+
+
+def _boot_time_s() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def process_alive(pid: int, registered_at: datetime) -> bool:
+    """Whether the process that registered at ``registered_at`` with ``pid`` still runs.
+
+    A pid taken over by a process that started after the registration is not it.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    boot = _boot_time_s()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return True
+    if boot is None:
+        return True
+    started = boot + started_ticks / os.sysconf("SC_CLK_TCK")
+    # The boot time is only known to the second and drifts with the clock: a wide margin, as
+    # taking a live worker for dead costs a rerun, while the reverse only waits for a lease.
+    return started <= registered_at.timestamp() + 60.0
+
+
 class _Running:
     """The worker's bookkeeping for one task it holds."""
 
@@ -51,14 +119,15 @@ class _Running:
         self.ctx = ctx
         self.job: asyncio.Task[None] | None = None
         self.saved_progress: float | None = None
-        self.last_beat = asyncio.get_running_loop().time()
-        self.claimed_at = self.last_beat
+        self.claimed_at = asyncio.get_running_loop().time()
         #: The handler has returned (or raised): its outcome is being saved, so the task
         #: leaving ``running`` now is the worker's own doing, not a cancel or a rescue.
         self.finishing = False
+        #: How long the attempt took, once its handler returned.
+        self.ran_s: float | None = None
         #: The progress of the last ``task.updated`` event, and when it was sent.
         self.announced_progress = 0.0
-        self.announced_at = self.last_beat
+        self.announced_at = self.claimed_at
         #: Why the handler was cancelled: ``lost`` (cancelled or rescued) or ``shutdown``.
         self.stop_reason: str | None = None
 
@@ -69,7 +138,9 @@ class _Running:
 
     @property
     def attempt_s(self) -> float:
-        """Seconds since the claim."""
+        """Seconds since the claim (until the handler returned, once it has)."""
+        if self.ran_s is not None:
+            return self.ran_s
         return asyncio.get_running_loop().time() - self.claimed_at
 
 
@@ -90,15 +161,32 @@ class Worker:
         self.blobs = blobs
         self.handlers = dict(handlers)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.identity = taskstore.WorkerIdentity(
+            id=self.worker_id, host=socket.gethostname(), node=node_id(), pid=os.getpid()
+        )
+        self._registered = False
+        self._work_root = str(settings.work_dir)
+        #: Tasks whose handler runs: each takes a slot.
         self._running: dict[str, _Running] = {}
+        #: Tasks whose completion waits in ``_outcomes``: no slot, but their lease is held.
+        self._finishing: dict[str, _Running] = {}
+        #: Completions waiting to be written, with the facts that go on the timeline.
+        self._outcomes: list[tuple[_Running, outcome.Complete, dict[str, object]]] = []
+        self._outcome_added = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._flushed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._policy = taskstore.RescuePolicy(
+            max_rescues=settings.max_rescues, silent_s=settings.worker_silent_s
+        )
 
     # -- public -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop claiming; ``run()`` returns once running tasks are finished or handed back."""
         self._stopping.set()
         self._slot_freed.set()
+        self._flushed.set()
 
     @property
     def running_task_ids(self) -> list[str]:
@@ -108,29 +196,54 @@ class Worker:
     async def run(self) -> None:
         """Work until ``stop()`` is called."""
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        await self._register()
+        await self._rescue_round()  # dead predecessors' tasks first: they are the oldest
         await self._sweep_workdirs()
         side = [
-            asyncio.create_task(self._beat_loop(), name="heartbeat"),
+            asyncio.create_task(self._beat_loop(), name="beat"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
+            asyncio.create_task(self._flush_loop(), name="completions"),
         ]
         log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.concurrency)
         try:
             await self._claim_loop()
             await self._drain()
+            await self._flush_all()
         finally:
             for job in side:
                 job.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            if self._registered:
+                try:
+                    await self.store.deregister_worker(self.worker_id)
+                except errors.MediaTasksError as exc:
+                    log.warning("could not mark worker %s stopped: %s", self.worker_id, exc)
             log.info("worker %s stopped", self.worker_id)
+
+    async def _register(self) -> None:
+        try:
+            await self.store.register_worker(self.identity)
+        except errors.MediaTasksError as exc:
+            log.warning(
+                "could not register worker %s (retried at its beats): %s", self.worker_id, exc
+            )
+        else:
+            self._registered = True
 
     # -- claiming -----------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         types = sorted(self.handlers)
+        most_waiting = 2 * self.settings.outcome_batch_size
         while not self._stopping.is_set():
             free = self.settings.concurrency - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
+                continue
+            if len(self._outcomes) >= most_waiting:
+                # Completions are not written as fast as tasks end (the store is slow or away).
+                self._flushed.clear()
+                await self._flushed.wait()
                 continue
             try:
                 claimed = await self.store.claim(
@@ -156,12 +269,15 @@ class Worker:
             await asyncio.gather(waiter, stopper, return_exceptions=True)
 
     def _start(self, task: tasks.Task) -> None:
+        earlier = self._running.get(task.id)
+        if earlier is not None:  # taken back from this very worker, and claimed by it again
+            self._abandon(earlier)
         ctx = handler_module.Context(
             task=task,
             settings=self.settings,
             store=self.store,
             blobs=self.blobs,
-            work_path=self.settings.work_dir / task.id,
+            work_path=Path(f"{self._work_root}/{task.id}/{task.attempt}"),
         )
         entry = _Running(task, ctx)
         self._running[task.id] = entry
@@ -184,12 +300,14 @@ class Worker:
                 log.exception("task %s (%s) raised", task.id, task.type)
         finally:
             entry.finishing = True
+            entry.ran_s = entry.attempt_s
             try:
                 await asyncio.shield(self._persist(entry, result))
             finally:
                 if entry.ctx.workdir_made:
-                    shutil.rmtree(entry.ctx.work_path, ignore_errors=True)
-                self._running.pop(task.id, None)
+                    _remove_attempt_folder(entry.ctx.work_path)
+                if self._running.get(task.id) is entry:
+                    del self._running[task.id]
                 self._slot_freed.set()
 
     async def _persist(self, entry: _Running, result: outcome.Outcome | None) -> None:
@@ -204,18 +322,11 @@ class Worker:
                 now = await self.store.get_task(task.id)
                 telemetry.task_stopped(task, self.worker_id, entry.attempt_s, now.phase)
             elif isinstance(result, outcome.Complete):
-                try:
-                    done = await self.store.complete(
-                        task.id,
-                        entry.token,
-                        output=result.output,
-                        asset_media=result.asset_media,
-                        detail=facts,
-                    )
-                except errors.InvalidTransition:
-                    await self._unpublish(result)
-                    raise
-                telemetry.task_completed(done, self.worker_id, entry.attempt_s, facts)
+                self._finishing[task.id] = entry
+                self._outcomes.append((entry, result, facts))
+                self._outcome_added.set()
+                if len(self._outcomes) >= self.settings.outcome_batch_size:
+                    self._batch_full.set()
             elif isinstance(result, outcome.RetryLater):
                 again = await self.store.retry_later(
                     task.id,
@@ -240,6 +351,77 @@ class Worker:
         except errors.MediaTasksError as exc:
             log.error("could not save the outcome of task %s: %s", task.id, exc)
 
+    # -- writing completions ------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        """Write buffered completions: a full batch at once, else after ``outcome_flush_s``."""
+        while True:
+            await self._outcome_added.wait()
+            if len(self._outcomes) < self.settings.outcome_batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), self.settings.outcome_flush_s)
+            if not await self._flush_batch():
+                await asyncio.sleep(self.settings.poll_interval_s)  # the store is unavailable
+
+    async def _flush_batch(self) -> bool:
+        """Write one batch of buffered completions; False if the store could not take it."""
+        batch = self._outcomes[: self.settings.outcome_batch_size]
+        if not batch:
+            self._outcome_added.clear()
+            return True
+        finished = [
+            taskstore.Completion(
+                task_id=entry.task.id,
+                lease_token=entry.token,
+                output=result.output,
+                asset_media=result.asset_media,
+                detail=facts,
+            )
+            for entry, result, facts in batch
+        ]
+        try:
+            completed = await self.store.complete_many(finished)
+        except errors.MediaTasksError as exc:
+            log.warning("could not save %d completion(s), trying again: %s", len(batch), exc)
+            return False
+        del self._outcomes[: len(batch)]
+        if len(self._outcomes) < self.settings.outcome_batch_size:
+            self._batch_full.clear()
+        if not self._outcomes:
+            self._outcome_added.clear()
+        self._flushed.set()
+        for entry, result, facts in batch:
+            if self._finishing.get(entry.task.id) is entry:
+                del self._finishing[entry.task.id]
+            if entry.task.id in completed or await self._completed_late(entry):
+                task = entry.task.evolve(phase=tasks.Phase.COMPLETED, output=result.output)
+                telemetry.task_completed(task, self.worker_id, entry.attempt_s, facts)
+            else:
+                log.info("task %s moved on before its completion was saved", entry.task.id)
+                await self._unpublish(result)
+        return True
+
+    async def _completed_late(self, entry: _Running) -> bool:
+        """Whether an earlier try of this batch, given up on, completed the task after all (its
+        published media must then stay)."""
+        try:
+            task = await self.store.get_task(entry.task.id)
+        except errors.MediaTasksError:
+            return True  # cannot tell: keeping files is better than deleting a task's output
+        return (
+            task.phase is tasks.Phase.COMPLETED
+            and task.worker_id == self.worker_id
+            and task.attempt == entry.task.attempt
+        )
+
+    async def _flush_all(self) -> None:
+        """At shutdown: write every buffered completion, while the store takes them."""
+        deadline = asyncio.get_running_loop().time() + self.settings.lease_s
+        while self._outcomes and asyncio.get_running_loop().time() < deadline:
+            if not await self._flush_batch():
+                await asyncio.sleep(self.settings.poll_interval_s)
+        if self._outcomes:
+            log.error("%d completion(s) not saved; those tasks will run again", len(self._outcomes))
+
     async def _unpublish(self, result: outcome.Complete) -> None:
         for prefix in result.published:
             await self.blobs.delete_prefix(prefix)
@@ -262,55 +444,56 @@ class Worker:
 
     # -- side loops ---------------------------------------------------------------------------
     async def _beat_loop(self) -> None:
-        """Notice cancelled or lost tasks within a second; save progress and extend leases."""
-        loop = asyncio.get_running_loop()
-        interval_s = min(1.0, self.settings.heartbeat_interval_s)
+        """Beat: leases extended and checked in one statement; then changed progress saved."""
         while True:
-            await asyncio.sleep(interval_s)
-            entries = [
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            if not self._registered:
+                await self._register()
+            running = [
                 e for e in self._running.values() if e.stop_reason is None and not e.finishing
             ]
-            if not entries:
-                continue
+            held = {e.task.id: e.token for e in running}
+            held.update({e.task.id: e.token for e in self._finishing.values()})
             try:
-                held = await self.store.running_leases([e.task.id for e in entries])
+                still = await self.store.beat(self.worker_id, held, lease_s=self.settings.lease_s)
             except errors.MediaTasksError as exc:
-                log.warning("lease check failed: %s", exc)
+                log.warning("beat failed: %s", exc)
                 continue
-            for entry in entries:
-                if entry.finishing:
-                    continue  # the lease check raced with the outcome being saved
-                if held.get(entry.task.id) != entry.token:
+            for entry in running:
+                if self._running.get(entry.task.id) is not entry or entry.finishing:
+                    continue  # finished meanwhile: its outcome is being saved
+                if entry.task.id not in still:
                     self._abandon(entry)
-                    continue
-                progress = round(entry.ctx.progress, 3)
-                due = loop.time() - entry.last_beat >= self.settings.heartbeat_interval_s
-                if progress == entry.saved_progress and not due:
-                    continue
-                now = loop.time()
-                announce = progress != entry.saved_progress and should_announce(
-                    entry.announced_progress,
-                    progress,
-                    now - entry.announced_at,
-                    self.settings.progress_event_interval_s,
-                )
-                try:
-                    await self.store.heartbeat(
-                        entry.task.id,
-                        entry.token,
-                        lease_s=self.settings.lease_s,
-                        progress=None if progress == entry.saved_progress else progress,
-                        announce=announce,
-                    )
-                except errors.InvalidTransition:
-                    self._abandon(entry)
-                except errors.MediaTasksError as exc:
-                    log.warning("heartbeat of %s failed: %s", entry.task.id, exc)
                 else:
-                    entry.saved_progress = progress
-                    entry.last_beat = now
-                    if announce:
-                        entry.announced_progress, entry.announced_at = progress, now
+                    await self._save_progress(entry)
+
+    async def _save_progress(self, entry: _Running) -> None:
+        progress = round(entry.ctx.progress, 3)
+        if progress == entry.saved_progress or (entry.saved_progress is None and progress == 0):
+            return
+        now = asyncio.get_running_loop().time()
+        announce = should_announce(
+            entry.announced_progress,
+            progress,
+            now - entry.announced_at,
+            self.settings.progress_event_interval_s,
+        )
+        try:
+            await self.store.heartbeat(
+                entry.task.id,
+                entry.token,
+                lease_s=self.settings.lease_s,
+                progress=progress,
+                announce=announce,
+            )
+        except errors.InvalidTransition:
+            self._abandon(entry)
+        except errors.MediaTasksError as exc:
+            log.warning("progress of %s not saved: %s", entry.task.id, exc)
+        else:
+            entry.saved_progress = progress
+            if announce:
+                entry.announced_progress, entry.announced_at = progress, now
 
     def _abandon(self, entry: _Running) -> None:
         """The task was cancelled or taken back: stop its work and leave its row alone."""
@@ -319,21 +502,76 @@ class Worker:
             entry.job.cancel()
 
     async def _rescue_loop(self) -> None:
-        policy = taskstore.RescuePolicy(backoff_s=self.settings.retry_backoff_s)
+        rounds = 0
         while True:
-            try:
-                for task in await self.store.rescue(policy):
-                    telemetry.task_rescued(task)
-            except errors.MediaTasksError as exc:
-                log.warning("rescue failed: %s", exc)
             await asyncio.sleep(self.settings.rescue_interval_s)
+            rounds += 1
+            rescued = await self._rescue_round()
+            if rescued or rounds % _SWEEP_EVERY == 0:
+                try:
+                    await self._sweep_workdirs()
+                except errors.MediaTasksError as exc:
+                    log.warning("work folder sweep failed: %s", exc)
+
+    async def _rescue_round(self) -> int:
+        """Take back the tasks of workers that are gone; how many."""
+        try:
+            dead = await self._dead_neighbours()
+            rescued = await self.store.rescue(self._policy, dead_workers=dead)
+        except errors.MediaTasksError as exc:
+            log.warning("rescue failed: %s", exc)
+            return 0
+        for task in rescued:
+            telemetry.task_rescued(task)
+        return len(rescued)
+
+    async def _dead_neighbours(self) -> list[str]:
+        """Workers on this machine that hold tasks and whose process is gone."""
+        since = datetime.now(UTC) - timedelta(days=1)
+        return [
+            record.id
+            for record in await self.store.list_workers(since)
+            if record.running
+            and record.id != self.worker_id
+            and record.stopped_at is None
+            and record.node == self.identity.node
+            and not process_alive(record.pid, record.started_at)
+        ]
 
     async def _sweep_workdirs(self) -> None:
-        """Remove work folders left by attempts that died with their process."""
-        names = [p.name for p in self.settings.work_dir.iterdir() if p.is_dir()]
-        if not names:
-            return
-        held = await self.store.running_leases(names)
+        """Remove work folders of attempts that are over (their worker died).
+
+        Folders are ``<task id>/<attempt>``: a folder of attempt *n* is removed once the store says
+        that attempt *n* is not the one running, and a new attempt never writes into it.
+        """
+        root = self.settings.work_dir
+        names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
         for name in names:
-            if name not in held:
-                shutil.rmtree(self.settings.work_dir / name, ignore_errors=True)
+            if name in self._running or name in self._finishing:
+                current = (self._running.get(name) or self._finishing[name]).task
+            else:
+                try:
+                    current = await self.store.get_task(name)
+                except errors.NotFound:
+                    current = None
+            keep = None
+            last = 0 if current is None else current.attempt
+            if current is not None and current.phase is tasks.Phase.RUNNING:
+                keep, last = current.attempt, current.attempt - 1
+            folder = root / name
+            for attempt in list(folder.iterdir()):
+                number = int(attempt.name) if attempt.name.isdigit() else 0
+                if number != keep and (number <= last or current is None):
+                    if attempt.is_dir():
+                        shutil.rmtree(attempt, ignore_errors=True)
+                    else:
+                        attempt.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _remove_attempt_folder(path: Path) -> None:
+    """Remove an attempt's folder, and its task's folder once no attempt is left in it."""
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()

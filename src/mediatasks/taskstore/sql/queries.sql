@@ -43,11 +43,6 @@ VALUES (:id, :project_id, :type, :phase, :params, :max_retries, :input_asset_id,
         :output_asset_id, :now, :now, :scheduled_at, :now)
 RETURNING *;
 
--- name: insert_event
--- Append to a task's event log (always in the transaction of the change it records).
-INSERT INTO task_events (task_id, project_id, name, phase, progress, at, data)
-VALUES (:task_id, :project_id, :name, :phase, :progress, :now, :data);
-
 -- name: get_task
 -- One task, in one project when :project_id is given.
 SELECT * FROM tasks
@@ -109,6 +104,15 @@ SET phase = 'waiting', attempt = attempt - 1, progress = NULL, run_at = :now,
 WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
 RETURNING *;
 
+-- name: rescue_later
+-- running -> waiting, runnable at once: the task's worker is gone, which is not the input's fault,
+-- so no retry is spent; the rescue is counted instead.
+UPDATE tasks
+SET phase = 'waiting', rescues = rescues + 1, error_message = :error_message, progress = NULL,
+    run_at = :now, lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND phase = 'running' AND lease_token = :lease_token
+RETURNING *;
+
 -- name: cancel
 -- pending|waiting|running -> cancelled, by the user.
 UPDATE tasks
@@ -121,8 +125,8 @@ RETURNING *;
 -- name: retry
 -- failed|cancelled -> waiting with the retry count reset: a manual retry.
 UPDATE tasks
-SET phase = 'waiting', retries = 0, error_message = NULL, output = NULL, progress = NULL,
-    scheduled_at = :now, run_at = :now, updated_at = :now
+SET phase = 'waiting', retries = 0, rescues = 0, error_message = NULL, output = NULL,
+    progress = NULL, scheduled_at = :now, run_at = :now, updated_at = :now
 WHERE id = :id AND phase IN ('failed', 'cancelled')
   AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
 RETURNING *;
@@ -183,3 +187,31 @@ RETURNING *;
 -- The unfinished tasks that fill an asset.
 SELECT * FROM tasks
 WHERE output_asset_id = :asset_id AND phase IN ('pending', 'waiting', 'running');
+
+-- name: register_worker
+-- Enter a starting worker in the registry.
+INSERT INTO workers (id, host, node, pid, lock_key, started_at, last_seen_at)
+VALUES (:id, :host, :node, :pid, :lock_key, :now, :now);
+
+-- name: worker_seen
+-- A worker's beat: it is alive now.
+UPDATE workers SET last_seen_at = :now WHERE id = :worker_id;
+
+-- name: deregister_worker
+-- A worker stopped cleanly: it holds nothing.
+UPDATE workers SET stopped_at = :now, last_seen_at = :now WHERE id = :id;
+
+-- name: list_workers
+-- Workers seen since :since, latest first.
+SELECT * FROM workers WHERE last_seen_at >= :since ORDER BY last_seen_at DESC, id;
+
+-- name: running_of_workers
+-- What the workers seen since :since are running.
+SELECT t.id, t.project_id, t.type, t.progress, t.started_at, t.worker_id
+FROM tasks AS t JOIN workers AS w ON w.id = t.worker_id
+WHERE t.phase = 'running' AND w.last_seen_at >= :since
+ORDER BY t.started_at, t.id;
+
+-- name: forget_workers
+-- Registry rows of workers not seen for a long time.
+DELETE FROM workers WHERE last_seen_at < :before;
