@@ -28,6 +28,9 @@ class Proxy:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        #: Bumped by ``cut()``: a connection of an earlier generation stops at once, even one
+        #: that was being set up while the cut happened.
+        self._generation = 0
         self._forwarding = threading.Event()
         self._forwarding.set()
         self._closed = threading.Event()
@@ -48,6 +51,7 @@ class Proxy:
         """Close every open connection (both sides)."""
         with self._lock:
             pairs, self._pairs = self._pairs, []
+            self._generation += 1
         for a, b in pairs:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
@@ -59,7 +63,7 @@ class Proxy:
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
-            listener.close()
+            _stop_listening(listener)
         self.cut()
 
     def blackhole(self) -> None:
@@ -92,7 +96,7 @@ class Proxy:
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
-            listener.close()
+            _stop_listening(listener)
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -104,6 +108,7 @@ class Proxy:
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
+        generation = self._generation
         self._forwarding.wait()
         try:
             upstream = socket.create_connection(self.target, timeout=5)
@@ -112,15 +117,19 @@ class Proxy:
             return
         upstream.settimeout(None)
         with self._lock:
+            if generation != self._generation:
+                for sock in (client, upstream):
+                    sock.close()
+                return
             self._pairs.append((client, upstream))
-        self._pump(client, upstream)
+        self._pump(client, upstream, generation)
 
-    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _pump(self, client: socket.socket, upstream: socket.socket, generation: int) -> None:
         selector = selectors.DefaultSelector()
         selector.register(client, selectors.EVENT_READ, upstream)
         selector.register(upstream, selectors.EVENT_READ, client)
         try:
-            while not self._closed.is_set():
+            while not self._closed.is_set() and generation == self._generation:
                 if not self._forwarding.is_set():
                     self._forwarding.wait(0.05)
                     continue
@@ -151,6 +160,14 @@ class Proxy:
             self._on_up = [(n, e) for n, e in self._on_up if self.bytes_up < n]
         for _, event in due:
             event.set()
+
+
+def _stop_listening(listener: socket.socket) -> None:
+    """Close a listening socket for good: ``close`` alone leaves it accepting while another
+    thread waits in ``accept`` on it; ``shutdown`` wakes that thread."""
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
 
 
 @contextlib.contextmanager
