@@ -27,6 +27,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +83,13 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
         self._read_lock = asyncio.Lock()
         self._work = asyncio.Event()
         self._checkpointer: asyncio.Task[None] | None = None
+        #: The checkpoint connection lives in one thread of its own and is used and closed only
+        #: there: a checkpoint still running when the store closes finishes before the close,
+        #: never beside it.
+        self._checkpoint_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sqlite-checkpoint"
+        )
+        self._checkpoint_conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,19 +193,25 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
 
     async def _checkpoints(self) -> None:
         """Checkpoint the WAL in a thread, once a second, so that no fsync runs on the loop."""
-        conn: sqlite3.Connection | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_CHECKPOINT_S)
+            await loop.run_in_executor(self._checkpoint_thread, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """One checkpoint (in the checkpoint thread)."""
         try:
-            while True:
-                await asyncio.sleep(_CHECKPOINT_S)
-                if conn is None:
-                    conn = await asyncio.to_thread(self._connect)
-                try:
-                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    log.debug("checkpoint skipped: %s", exc)
-        finally:
-            if conn is not None:
-                conn.close()
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = self._connect()
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.debug("checkpoint skipped: %s", exc)
+
+    def _close_checkpoint_conn(self) -> None:
+        """Close the checkpoint connection (in the checkpoint thread, after any checkpoint)."""
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     async def migrate(self, target: int | None = None) -> list[int]:
         async def run(tx: sqlstore.Tx) -> list[int]:
@@ -229,6 +243,9 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
+        await asyncio.get_running_loop().run_in_executor(
+            self._checkpoint_thread, self._close_checkpoint_conn
+        )
         async with self._write_lock, self._read_lock:
             for conn in (self._reader, self._writer):
                 if conn is not None:
