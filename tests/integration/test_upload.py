@@ -264,7 +264,7 @@ async def test_ffmpeg_reads_a_faststart_mp4_while_it_downloads(
         encoding_while_downloading = False
         async with asyncio.timeout(60):
             while True:
-                workdir = runtime.settings.work_dir / task_id
+                workdir = runtime.settings.work_dir / task_id / "1"  # the first attempt's
                 partial = workdir / "source"
                 if ffmpeg_reading_a_pipe(workdir) and partial.exists():
                     encoding_while_downloading |= partial.stat().st_size < len(faststart)
