@@ -134,8 +134,7 @@ def _creator_option(options: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
-async def _create_upload(
-    store: taskstore.TaskStore,
+def _new_upload(
     settings: settings_module.Settings,
     *,
     project_id: str,
@@ -145,13 +144,14 @@ async def _create_upload(
     options: Mapping[str, Any],
     storage: Mapping[str, Any] | None,
     direct: bool,
-) -> tuple[assets.Asset, tasks.Task]:
+) -> tuple[taskstore.NewAsset, taskstore.NewTask]:
+    """The asset and the upload task that fills it, as the store creates them."""
     asset_id = str(uuid.uuid4())
     playback_id = assets.new_playback_id(asset_id)
     task_params = dict(params)
     if direct:
         task_params["uploadedObjectKey"] = f"{upload.blob_prefix(playback_id)}/video"
-    return await store.create_asset(
+    return (
         taskstore.NewAsset(
             id=asset_id,
             project_id=project_id,
@@ -194,15 +194,10 @@ async def import_from_url(
     fetched = gateway.http_url(url, settings)
     fetch.check_url(fetched, allow_private=settings.allow_private_urls)
     params = {"url": fetched, **_upload_params(options, settings)}
-    since = datetime.now(UTC) - DUPLICATE_IMPORT_WINDOW
-    existing = await store.find_url_import(project_id, url, since=since)
-    if existing is not None:
-        return existing[0], existing[1], False
     source = {"type": "url", "url": url}
     if fetched != url:
         source["gatewayUrl"] = fetched
-    asset, task = await _create_upload(
-        store,
+    new_asset, new_task = _new_upload(
         settings,
         project_id=project_id,
         name=name,
@@ -212,7 +207,8 @@ async def import_from_url(
         storage=storage,
         direct=False,
     )
-    return asset, task, True
+    since = datetime.now(UTC) - DUPLICATE_IMPORT_WINDOW
+    return await store.create_url_import(new_asset, new_task, url=url, since=since)
 
 
 async def request_upload(
@@ -225,8 +221,7 @@ async def request_upload(
     storage: Mapping[str, Any] | None = None,
 ) -> tuple[assets.Asset, tasks.Task]:
     """Create an asset whose bytes the client will send; its task waits for them (pending)."""
-    return await _create_upload(
-        store,
+    new_asset, new_task = _new_upload(
         settings,
         project_id=project_id,
         name=name,
@@ -236,6 +231,7 @@ async def request_upload(
         storage=storage,
         direct=True,
     )
+    return await store.create_asset(new_asset, new_task)
 
 
 #: A clip may end this much past its asset's measured duration (container rounding).

@@ -368,6 +368,43 @@ def _asset(project: str, asset_id: str = "a1") -> taskstore.NewAsset:
     )
 
 
+async def test_imports_of_one_url_at_once_create_one_asset(
+    store: taskstore.TaskStore, store_url: str
+) -> None:
+    """Imports of one URL from two processes at once: one asset, the others find it."""
+    project = await new_project(store)
+    other = taskstore.open_task_store(store_url)
+    url = "https://example.com/v.mp4"
+
+    async def start(on: taskstore.TaskStore, i: int) -> tuple[str, bool]:
+        asset, task, created = await on.create_url_import(
+            _asset(project, f"a{i}"),
+            taskstore.NewTask(
+                project_id=project, type="upload", params={}, output_asset_id=f"a{i}"
+            ),
+            url=url,
+            since=T0 - timedelta(minutes=15),
+            now=T0,
+        )
+        assert task.output_asset_id == asset.id
+        return asset.id, created
+
+    try:
+        results = await asyncio.gather(*(start(store if i % 2 else other, i) for i in range(8)))
+    finally:
+        await other.close()
+    assert sum(created for _, created in results) == 1
+    assert len({asset_id for asset_id, _ in results}) == 1
+    elsewhere, _, created = await store.create_url_import(
+        _asset(project, "b1"),
+        taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="b1"),
+        url=url + "?other",
+        since=T0 - timedelta(minutes=15),
+        now=T0,
+    )
+    assert created and elsewhere.id == "b1"
+
+
 async def test_asset_mirrors_its_task(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     asset, _ = await store.create_asset(

@@ -616,10 +616,18 @@ class TaskStore(Protocol):
         """Forget a reserved key whose request failed on our side, so it may be retried."""
         ...
 
-    async def find_url_import(
-        self, project_id: str, url: str, *, since: datetime
-    ) -> tuple[assets.Asset, tasks.Task] | None:
-        """An unfinished import of ``url`` created since ``since``, with its task."""
+    async def create_url_import(
+        self,
+        asset: NewAsset,
+        task: NewTask,
+        *,
+        url: str,
+        since: datetime,
+        now: datetime | None = None,
+    ) -> tuple[assets.Asset, tasks.Task, bool]:
+        """``create_asset`` for an import of ``url``, unless the project has an unfinished import
+        of it created since ``since``: then that one, unchanged.  The last value says whether the
+        asset is new.  Atomic: of imports of one URL running at once, one creates."""
         ...
 
     async def asset_by_playback_id(self, playback_id: str, project_id: str) -> assets.Asset:

@@ -422,26 +422,55 @@ class SqlTaskStore(
         now_ms = to_ms(_now(now))
 
         async def run(tx: Change) -> tuple[assets.Asset, tasks.Task]:
-            row = await self._one(
-                tx,
-                "insert_asset",
-                {
-                    "id": asset.id,
-                    "project_id": asset.project_id,
-                    "name": asset.name,
-                    "playback_id": asset.playback_id,
-                    "phase": str(asset.phase),
-                    "source": self._json(dict(asset.source)),
-                    "options": self._json(dict(asset.options)),
-                    "storage": self._json(dict(asset.storage)),
-                    "now": now_ms,
-                },
-            )
-            assert row is not None
-            tx.emit("asset.created", "asset", row)
-            return asset_from_row(row), await self._insert_task(tx, task, now_ms)
+            return await self._insert_asset(tx, asset, task, now_ms)
 
         return await self._change(run)
+
+    async def create_url_import(
+        self,
+        asset: base.NewAsset,
+        task: base.NewTask,
+        *,
+        url: str,
+        since: datetime,
+        now: datetime | None = None,
+    ) -> tuple[assets.Asset, tasks.Task, bool]:
+        now_ms = to_ms(_now(now))
+
+        async def run(tx: Change) -> tuple[assets.Asset, tasks.Task, bool]:
+            # Two imports of one URL at once: the second waits here for the first to commit,
+            # then finds it.
+            await tx.rows(
+                self.queries["lock_url_import"], {"project_id": asset.project_id, "url": url}
+            )
+            found = await self._recent_url_import(tx, asset.project_id, url, since)
+            if found is not None:
+                return asset_from_row(found[0]), task_from_row(found[1]), False
+            return (*await self._insert_asset(tx, asset, task, now_ms), True)
+
+        return await self._change(run)
+
+    async def _insert_asset(
+        self, tx: Change, asset: base.NewAsset, task: base.NewTask, now_ms: int
+    ) -> tuple[assets.Asset, tasks.Task]:
+        row = await self._one(
+            tx,
+            "insert_asset",
+            {
+                "id": asset.id,
+                "project_id": asset.project_id,
+                "name": asset.name,
+                "playback_id": asset.playback_id,
+                "phase": str(asset.phase),
+                "source": self._json(dict(asset.source)),
+                "options": self._json(dict(asset.options)),
+                "storage": self._json(dict(asset.storage)),
+                "now": now_ms,
+            },
+        )
+        assert row is not None
+        tx.emit("asset.created", "asset", row)
+        return asset_from_row(row), await self._insert_task(tx, task, now_ms)
 
     async def schedule(self, task_id: str, *, now: datetime | None = None) -> tasks.Task:
         now_ms = to_ms(_now(now))

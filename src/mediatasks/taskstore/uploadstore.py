@@ -78,24 +78,17 @@ class UploadRows(abc.ABC):
         params = {"project_id": project_id, "key": key}
         await self._write(lambda tx: tx.rows(self.queries["release_idempotency_key"], params))
 
-    async def find_url_import(
-        self, project_id: str, url: str, *, since: datetime
-    ) -> tuple[assets.Asset, tasks.Task] | None:
+    async def _recent_url_import(
+        self, tx: Any, project_id: str, url: str, since: datetime
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         params = {"project_id": project_id, "since": to_ms(since)}
-
-        async def run(tx: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-            for row in await tx.rows(self.queries["recent_url_imports"], params):
-                source = load_json(row["source"])
-                if source.get("type") == "url" and source.get("url") == url:
-                    task = await self._row(tx, "output_task_of_asset", {"asset_id": row["id"]})
-                    if task is not None:
-                        return row, task
-            return None
-
-        found = await self._read(run)
-        if found is None:
-            return None
-        return asset_from_row(found[0]), task_from_row(found[1])
+        for row in await tx.rows(self.queries["recent_url_imports"], params):
+            source = load_json(row["source"])
+            if source.get("type") == "url" and source.get("url") == url:
+                task = await self._row(tx, "output_task_of_asset", {"asset_id": row["id"]})
+                if task is not None:
+                    return row, task
+        return None
 
     async def task_of_asset(self, asset_id: str) -> tasks.Task | None:
         row = await self._read(

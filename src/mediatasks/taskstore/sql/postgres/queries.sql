@@ -193,3 +193,7 @@ RETURNING webhook_deliveries.*;
 -- name: ping
 -- One round trip to the server: a readiness check.
 SELECT 1 AS n;
+
+-- name: lock_url_import
+-- Held until the transaction ends: imports of one URL into one project take turns.
+SELECT pg_advisory_xact_lock(hashtextextended(:project_id || ' ' || :url, 0));

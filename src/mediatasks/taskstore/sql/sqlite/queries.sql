@@ -138,3 +138,7 @@ RETURNING *;
 -- name: ping
 -- One round trip to the database (it reads the file's schema page): a readiness check.
 SELECT count(*) AS n FROM sqlite_master;
+
+-- name: lock_url_import
+-- Nothing to take: every write already holds the database's lock from BEGIN IMMEDIATE on.
+SELECT 1;
