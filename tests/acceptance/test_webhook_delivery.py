@@ -89,7 +89,9 @@ def test_a_client_follows_a_task_without_polling(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
     sources.mkdir()
     mediagen.make_video(sources / "clip.mp4", seconds=8, width=1280, height=720)
-    with processes.file_server(sources) as files, processes.serve(tmp_path) as server:
+    # Progress is reported with each heartbeat: frequent beats give a short encode several.
+    beats = processes.serve(tmp_path, heartbeat_interval_s="0.1")
+    with processes.file_server(sources) as files, beats as server:
         headers = {"Authorization": f"Bearer {server.key}"}
         api = httpx.Client(base_url=f"{server.base_url}/api", headers=headers, timeout=60)
         task_id = api.post(
