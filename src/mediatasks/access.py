@@ -257,6 +257,20 @@ def _check_claims(claims: Mapping[str, Any], playback_id: str) -> None:
 _URI_ATTRIBUTE: Final = re.compile(r'URI="([^"]*)"')
 
 
+def _with_params(uri: str, params: Mapping[str, str]) -> str:
+    """A relative ``uri`` with ``params`` in its query (its fragment kept); others unchanged."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme or parts.netloc or not uri:
+        return uri
+    kept = [
+        (name, value)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if name not in params
+    ]
+    query = urllib.parse.urlencode([*kept, *params.items()])
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
 def carry(playlist: str, params: Mapping[str, str]) -> str:
     """``playlist`` (HLS) with ``params`` added to the query of every relative URI it names.
 
@@ -264,26 +278,33 @@ def carry(playlist: str, params: Mapping[str, str]) -> str:
     """
     if not params:
         return playlist
-
-    def with_params(uri: str) -> str:
-        parts = urllib.parse.urlsplit(uri)
-        if parts.scheme or parts.netloc or not uri:
-            return uri
-        kept = [
-            (name, value)
-            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if name not in params
-        ]
-        query = urllib.parse.urlencode([*kept, *params.items()])
-        return urllib.parse.urlunsplit(parts._replace(query=query))
-
     lines = []
     for line in playlist.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         ending = line[len(body) :]
         if body.startswith("#"):
-            body = _URI_ATTRIBUTE.sub(lambda found: f'URI="{with_params(found[1])}"', body)
+            body = _URI_ATTRIBUTE.sub(lambda found: f'URI="{_with_params(found[1], params)}"', body)
         elif body.strip():
-            body = with_params(body.strip())
+            body = _with_params(body.strip(), params)
+        lines.append(body + ending)
+    return "".join(lines)
+
+
+def carry_vtt(vtt: str, params: Mapping[str, str]) -> str:
+    """A thumbnails or storyboard WebVTT whose cues' image URIs carry ``params``, as ``carry``
+    does for playlists (``#xywh=`` fragments kept)."""
+    if not params:
+        return vtt
+    lines = []
+    in_cue = False
+    for line in vtt.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        ending = line[len(body) :]
+        if "-->" in body:
+            in_cue = True
+        elif not body.strip():
+            in_cue = False
+        elif in_cue:
+            body = _with_params(body.strip(), params)
         lines.append(body + ending)
     return "".join(lines)

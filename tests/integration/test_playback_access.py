@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from mediatasks import access, settings, taskstore
-from tests import inprocess, mediagen, processes
+from tests import inprocess, mediagen, processes, vttcheck
 
 pytestmark = pytest.mark.slow
 
@@ -431,3 +431,30 @@ async def test_a_clip_of_a_gated_asset_is_gated_alike(
     token = sign(key["privateKey"], claims_for(clip["playbackId"]), with_pub=key["publicKey"])
     played = [(await service.viewer.get(url, params={"jwt": token})).status_code for url in urls]
     assert played == [200, 200]
+
+
+async def test_thumbnail_and_storyboard_cues_carry_the_token(
+    service: inprocess.Service, sources: str
+) -> None:
+    """A scrubber follows a WebVTT's image links as it finds them: on a gated asset they carry
+    the token that the WebVTT was read with, and the images play with it."""
+    key = (await service.client.post("/access-control/signing-key")).json()
+    asset = await imported(service, sources, playbackPolicy={"type": "jwt"})
+    playback = asset["playbackId"]
+    token = sign(key["privateKey"], claims_for(playback), with_pub=key["publicKey"])
+    for vtt in ("thumbnails/thumbnails.vtt", "storyboard/storyboard.vtt"):
+        vtt_url = f"/media/asset/{playback}/{vtt}"
+        assert (await service.viewer.get(vtt_url)).status_code == 401
+        answer = await service.viewer.get(vtt_url, headers={"Livepeer-Jwt": token})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/vtt")
+        cues = vttcheck.parse(answer.text)
+        assert cues
+        for _, _, target in cues:
+            link = urllib.parse.urlsplit(target)
+            assert urllib.parse.parse_qs(link.query) == {"jwt": [token]}
+            if vtt.startswith("storyboard"):
+                assert link.fragment.startswith("xywh=")
+            image = await service.viewer.get(urllib.parse.urljoin(vtt_url, target.split("#")[0]))
+            assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+            bare = urllib.parse.urljoin(vtt_url, link.path)
+            assert (await service.viewer.get(bare)).status_code == 401

@@ -39,7 +39,8 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".vtt": "text/vtt",
 }
-_PLAYLIST = ".m3u8"
+#: Text files that name other media: a gated asset's viewer's credentials go into their links.
+_CARRIERS = {".m3u8": access.carry, ".vtt": access.carry_vtt}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -86,9 +87,9 @@ def create_media_router(runtime: Runtime) -> APIRouter:
         suffix = PurePosixPath(key).suffix
         media_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
         headers = {"Cache-Control": "private, no-store"} if gated else {}
-        if suffix == _PLAYLIST and credentials and gated:
+        if suffix in _CARRIERS and credentials and gated:
             head = request.method == "HEAD"
-            return await _carried_playlist(runtime, key, credentials, headers, head=head)
+            return await _carried(runtime, key, suffix, credentials, headers, head=head)
         return await _file(runtime, key, media_type, headers)
 
     return router
@@ -117,15 +118,17 @@ async def _file(runtime: Runtime, key: str, media_type: str, headers: dict[str, 
     return FileResponse(folder / "blob", media_type=media_type, headers=headers, background=cleanup)
 
 
-async def _carried_playlist(
+async def _carried(
     runtime: Runtime,
     key: str,
+    suffix: str,
     credentials: access.Credentials,
     headers: dict[str, str],
     *,
     head: bool,
 ) -> Response:
-    """A playlist whose URIs carry the viewer's credentials (``HEAD`` gets the same headers)."""
+    """A playlist or WebVTT whose links carry the viewer's credentials (``HEAD`` gets the same
+    headers)."""
     with tempfile.TemporaryDirectory(prefix="mediatasks-media-") as folder:
         copy = Path(folder) / "playlist"
         path = runtime.blobs.local_path(key)
@@ -138,8 +141,8 @@ async def _carried_playlist(
             return _error(404, "not found")
         except errors.Unavailable as exc:
             return _error(503, exc.message)
-    body = access.carry(text, credentials.query()).encode()
+    body = _CARRIERS[suffix](text, credentials.query()).encode()
     if head:
         headers = {**headers, "Content-Length": str(len(body))}
         body = b""
-    return Response(body, media_type=CONTENT_TYPES[_PLAYLIST], headers=headers)
+    return Response(body, media_type=CONTENT_TYPES[suffix], headers=headers)
