@@ -88,6 +88,22 @@ def policy_type(asset: assets.Asset) -> str:
     return str(kind) if kind else "public"
 
 
+def allowed_origin(asset: assets.Asset, origin: str) -> str:
+    """The ``Access-Control-Allow-Origin`` that a request from ``origin`` gets for the asset's
+    media: ``*`` when its policy names no ``allowedOrigins``, ``origin`` when they name it, and
+    nothing for a request without an ``Origin`` (not a browser's cross-origin request).  Raises
+    ``errors.AccessDenied`` for an origin that they leave out."""
+    policy = asset.options.get("playbackPolicy")
+    listed = policy.get("allowedOrigins") if isinstance(policy, Mapping) else None
+    if not listed:
+        return "*"
+    if not origin:
+        return ""
+    if origin.rstrip("/").lower() in {str(item).rstrip("/").lower() for item in listed}:
+        return origin
+    raise errors.AccessDenied("this asset plays only on the origins that its playback policy lists")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Credentials:
     """What a viewer showed: a playback token, an access key, or nothing."""

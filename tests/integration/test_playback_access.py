@@ -458,3 +458,49 @@ async def test_thumbnail_and_storyboard_cues_carry_the_token(
             assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
             bare = urllib.parse.urljoin(vtt_url, link.path)
             assert (await service.viewer.get(bare)).status_code == 401
+
+
+async def test_players_on_other_sites_may_play_as_allowed_origins_say(
+    service: inprocess.Service, sources: str
+) -> None:
+    """CORS: any site may play a public asset; ``allowedOrigins`` narrows it to those sites."""
+    site, elsewhere = "http://127.0.0.1:8101", "http://127.0.0.1:8102"
+    anyone = await imported(service, sources)
+    master = media_path(anyone["playbackUrl"])
+    got = await service.viewer.get(master, headers={"Origin": site})
+    assert got.status_code == 200 and got.headers["access-control-allow-origin"] == "*"
+    preflight = await service.viewer.options(
+        master,
+        headers={
+            "Origin": site,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "livepeer-jwt,range",
+        },
+    )
+    assert preflight.status_code == 204
+    assert "Livepeer-Jwt" in preflight.headers["access-control-allow-headers"]
+    assert preflight.headers["access-control-allow-origin"] == site
+
+    policy = {"type": "public", "allowedOrigins": [site]}
+    narrowed = await imported(service, sources, playbackPolicy=policy)
+    master = media_path(narrowed["playbackUrl"])
+    allowed = await service.viewer.get(master, headers={"Origin": site})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == site
+    assert allowed.headers["vary"] == "Origin"
+    refused = await service.viewer.get(master, headers={"Origin": elsewhere})
+    assert refused.status_code == 403
+    assert refused.json()["errors"] == [
+        "this asset plays only on the origins that its playback policy lists"
+    ]
+    assert "access-control-allow-origin" not in refused.headers
+    direct = await service.viewer.get(master)
+    assert direct.status_code == 200 and "access-control-allow-origin" not in direct.headers
+
+    for bad in (["javascript:alert(1)"], ["http://a b"], [site] * 101):
+        answer = await service.client.patch(
+            f"/asset/{narrowed['id']}",
+            json={"playbackPolicy": {"type": "public", "allowedOrigins": bad}},
+        )
+        assert answer.status_code == 422, answer.text
+        assert "errors" in answer.json()

@@ -4,7 +4,9 @@ Only the media of a live asset that is ``ready`` are served, and only as its pla
 allows (``mediatasks.access``); everything else in the blob store (uploads in progress, scores,
 exports, the media of a failed or deleted asset) answers 404.  ``GET`` and ``HEAD`` take range
 requests.  Playlists served to a viewer who showed a token or an access key name their
-renditions and segments with it, so players carry it on.
+renditions and segments with it, so players carry it on.  Answers carry CORS headers, so that
+players on other sites can play: for any origin, or only for the ``allowedOrigins`` that the
+asset's playback policy lists.
 
 From a local blob store the file is served as it is; from a bucket a copy is fetched for each
 answer, so that ranges work and playlists keep their relative links to this service.
@@ -43,8 +45,8 @@ CONTENT_TYPES = {
 _CARRIERS = {".m3u8": access.carry, ".vtt": access.carry_vtt}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [message]}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [message]}, status_code=status, headers=headers)
 
 
 def create_media_router(runtime: Runtime) -> APIRouter:
@@ -60,6 +62,7 @@ def create_media_router(runtime: Runtime) -> APIRouter:
         access_key: Annotated[str, Query(alias="accessKey")] = "",
         livepeer_jwt: Annotated[str, Header()] = "",
         livepeer_access_key: Annotated[str, Header()] = "",
+        origin: Annotated[str, Header()] = "",
     ) -> Response:
         not_found = _error(404, "not found")
         parts = key.split("/")
@@ -74,25 +77,55 @@ def create_media_router(runtime: Runtime) -> APIRouter:
             return _error(503, exc.message)
         if asset.phase is not assets.AssetPhase.READY:
             return not_found
+        try:
+            headers = _cors(access.allowed_origin(asset, origin))
+        except errors.AccessDenied as exc:
+            return _error(403, exc.message)
         credentials = access.Credentials(
             jwt=jwt or livepeer_jwt, access_key=access_key or livepeer_access_key
         )
         try:
             await gate.check(asset, credentials)
         except errors.AccessDenied as exc:
-            return _error(403 if credentials else 401, exc.message)
+            return _error(403 if credentials else 401, exc.message, headers)
         except errors.Unavailable as exc:
-            return _error(503, exc.message)
+            return _error(503, exc.message, headers)
         gated = access.policy_type(asset) != "public"
         suffix = PurePosixPath(key).suffix
         media_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
-        headers = {"Cache-Control": "private, no-store"} if gated else {}
+        if gated:
+            headers["Cache-Control"] = "private, no-store"
         if suffix in _CARRIERS and credentials and gated:
             head = request.method == "HEAD"
             return await _carried(runtime, key, suffix, credentials, headers, head=head)
         return await _file(runtime, key, media_type, headers)
 
+    @router.options("/media/{key:path}", include_in_schema=False)
+    async def preflight(origin: Annotated[str, Header()] = "") -> Response:
+        """A browser's CORS preflight: players may send the credential headers and ranges.  The
+        request that follows is checked against the asset's ``allowedOrigins``."""
+        headers = {
+            **_cors(origin or "*"),
+            "Access-Control-Allow-Methods": "GET, HEAD",
+            "Access-Control-Allow-Headers": "Range, Livepeer-Jwt, Livepeer-Access-Key",
+            "Access-Control-Max-Age": "600",
+        }
+        return Response(status_code=204, headers=headers)
+
     return router
+
+
+def _cors(allowed: str) -> dict[str, str]:
+    """CORS headers that let a page on ``allowed`` (``*``: any) read the answer."""
+    if not allowed:
+        return {}
+    headers = {
+        "Access-Control-Allow-Origin": allowed,
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+    }
+    if allowed != "*":
+        headers["Vary"] = "Origin"
+    return headers
 
 
 async def _file(runtime: Runtime, key: str, media_type: str, headers: dict[str, str]) -> Response:

@@ -69,6 +69,12 @@ class TranscodeProfile(Body):
     encoder: Literal["H.264"] | None = None
 
 
+#: ``<scheme>://<hostname>`` or ``<scheme>://<hostname>:<port>``, as a browser's ``Origin``.
+Origin = Annotated[
+    str, Field(max_length=300, pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
+]
+
+
 class PlaybackPolicy(Body):
     """Who may play an asset (``mediatasks.access``): anyone (``public``), a viewer with a token
     signed by one of the project's signing keys (``jwt``), or one whose access key the policy's
@@ -78,7 +84,7 @@ class PlaybackPolicy(Body):
     webhook_id: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_context: dict[str, Any] | None = None
     refresh_interval: float | None = Field(default=None, ge=0, le=365 * 24 * 3600)
-    allowed_origins: list[str] | None = None
+    allowed_origins: list[Origin] | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _webhook_named(self) -> PlaybackPolicy:
