@@ -118,6 +118,16 @@ def test_the_overview_shows_the_projects_work_live_and_no_other_projects(
     assert drawn == 1
     page.locator("details summary").click()
     assert page.locator("#throughput-table tbody tr").count() == 1
+    # The next live refresh keeps the numbers open.
+    stamp = page.locator("#overview-updated").get_attribute("datetime")
+    page.wait_for_function(
+        "(before) => document.getElementById('overview-updated').getAttribute('datetime')"
+        " !== before",
+        arg=stamp,
+        timeout=20_000,
+    )
+    assert page.locator("#throughput-numbers").get_attribute("open") is not None
+    assert page.locator("#throughput-table tbody tr").is_visible()
     page.wait_for_function(
         "() => document.querySelectorAll('li.running-task').length === 0", timeout=20_000
     )
