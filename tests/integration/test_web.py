@@ -42,7 +42,10 @@ async def test_sign_in_over_https_sets_a_secure_session_that_a_revoked_key_ends(
             part.strip() for part in cookie.split(";")
         }
         assert f"max-age={session.LIFETIME_S}" in cookie
-        assert (await web.get(f"{https}/")).status_code == 200
+        overview = await web.get(f"{https}/")
+        assert overview.status_code == 200
+        assert overview.headers["cache-control"] == "no-store"
+        assert overview.headers["x-frame-options"] == "DENY"
         assert (await web.get("http://testserver/")).status_code == 303  # not sent over http
 
         [key] = await store.list_api_keys(service.project_id)
