@@ -98,8 +98,13 @@ async def test_forged_posts_are_refused_and_htmx_is_sent_to_sign_in(
 
         web.cookies.clear()
         htmx = await web.get("/overview/live", headers={"HX-Request": "true"})
-        assert htmx.status_code == 303
-        assert htmx.headers["hx-redirect"].startswith("/sign-in?next=%2Foverview%2Flive")
+        assert htmx.status_code == 401 and "location" not in htmx.headers
+        assert htmx.headers["hx-redirect"] == "/sign-in?next=%2Foverview%2Flive"
+        from_page = await web.get(
+            "/overview/live",
+            headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?a=1"},
+        )
+        assert from_page.headers["hx-redirect"] == "/sign-in?next=%2F%3Fa%3D1"
 
 
 async def test_static_files_stay_inside_their_folders(
