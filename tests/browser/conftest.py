@@ -118,9 +118,11 @@ def revoke_key(server: processes.Server) -> Callable[[str], None]:
     return revoke
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, driven by Playwright."""
+    """Debian's chromium, headless, driven by Playwright.  One per test module: Playwright's
+    synchronous API runs an event loop in this thread while it is open, and the asynchronous
+    tests of the modules that follow need the thread's loop free."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 
