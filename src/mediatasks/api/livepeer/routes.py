@@ -112,13 +112,15 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
         query = paging.list_query(
             request, project, paging.TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES)
         )
-        page = await runtime.store.list_tasks(query)
+        page = await runtime.store.view_tasks(query)
         paging.finish_page(request, response, query, page)
-        return [await render_task(task, request) for task in page.items]
+        base = base_url(request)
+        return [views.render_view(view, base) for view in page.items]
 
     @router.get("/task/{task_id}")
     async def get_task(task_id: str, request: Request, project: Project) -> dict[str, Any]:
-        return await render_task(await views.visible_task(runtime, task_id, project), request)
+        view = await views.visible_view(runtime, task_id, project)
+        return views.render_view(view, base_url(request))
 
     @router.post("/task/{task_id}/retry")
     async def retry_task(task_id: str, project: Project) -> dict[str, Any]:

@@ -193,3 +193,7 @@ RETURNING webhook_deliveries.*;
 -- name: ping
 -- One round trip to the server: a readiness check.
 SELECT 1 AS n;
+
+-- name: assets_by_id
+-- The live assets among :ids (a JSON array of asset ids).
+SELECT * FROM assets WHERE id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))) AND phase <> 'deleted';

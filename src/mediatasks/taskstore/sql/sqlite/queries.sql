@@ -138,3 +138,7 @@ RETURNING *;
 -- name: ping
 -- One round trip to the database (it reads the file's schema page): a readiness check.
 SELECT count(*) AS n FROM sqlite_master;
+
+-- name: assets_by_id
+-- The live assets among :ids (a JSON array of asset ids).
+SELECT * FROM assets WHERE id IN (SELECT value FROM json_each(:ids)) AND phase <> 'deleted';
