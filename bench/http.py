@@ -83,6 +83,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     requests: int
+    #: CPU time (user + system) the server process spent per request answered, in µs.
+    cpu_us: float
     #: Non-2xx answers and socket errors: a run with any is not a measurement.
     bad: int
 
@@ -259,9 +261,16 @@ def _ms(text: str) -> float:
     return float(found[1]) * _UNITS_MS[found[2]]
 
 
-def wrk(target: str, url: str, key: str, args: argparse.Namespace) -> Run:
-    """One bounded wrk run against ``url``."""
+def cpu_s(pid: int) -> float:
+    """The CPU time (user + system, all threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(target: str, url: str, key: str, pid: int, args: argparse.Namespace) -> Run:
+    """One bounded wrk run against ``url``, served by process ``pid``."""
     load = os.getloadavg()
+    cpu_before = cpu_s(pid)
     argv = [
         args.wrk,
         f"--threads={args.threads}",
@@ -276,6 +285,7 @@ def wrk(target: str, url: str, key: str, args: argparse.Namespace) -> Run:
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=args.duration_s + 30, check=True
     )
+    cpu_used = cpu_s(pid) - cpu_before
     out = done.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
@@ -294,6 +304,7 @@ def wrk(target: str, url: str, key: str, args: argparse.Namespace) -> Run:
         p50_ms=_ms(p50[1]),
         p99_ms=_ms(p99[1]),
         requests=int(total[1]),
+        cpu_us=cpu_used / max(1, int(total[1])) * 1e6,
         bad=bad,
     )
 
@@ -324,7 +335,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Run]:
     one_path, list_path = f"/api/task/{task_id}", "/api/task"
     list_query = f"?limit={args.page}"
     serve_args = ["-m", "mediatasks", "serve"]
-    with server(serve_args, env, tmp / "serve.log", f"{base}/healthz"):
+    with server(serve_args, env, tmp / "serve.log", f"{base}/healthz") as served:
         one_body, one_headers = _answer(base + one_path, key)
         list_body, list_headers = _answer(base + list_path + list_query, key)
         if len(json.loads(list_body)) != min(args.page, args.tasks):
@@ -337,7 +348,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Run]:
         spec_path.write_text(json.dumps(spec))
         bare_base = f"http://{HOST}:{bare_port}"
         bare_args = [os.path.realpath(__file__), "--serve-bare", str(spec_path), str(bare_port)]
-        with server(bare_args, {}, tmp / "bare.log", bare_base + one_path):
+        with server(bare_args, {}, tmp / "bare.log", bare_base + one_path) as bare:
             urls = {
                 "one": base + one_path,
                 "bare one": bare_base + one_path,
@@ -348,15 +359,18 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Run]:
                 f"one task: {len(one_body)} bytes; a page of {args.page}: {len(list_body)} bytes",
                 file=sys.stderr,
             )
+            pids = {"one": served.pid, "list": served.pid, "bare one": bare.pid}
+            pids["bare list"] = bare.pid
             runs: list[Run] = []
             for round_n in range(args.repeat):
                 for target in TARGETS:
-                    found = wrk(target, urls[target], key, args)
+                    found = wrk(target, urls[target], key, pids[target], args)
                     load = " / ".join(f"{x:.2f}" for x in found.load_before)
                     print(
                         f"round {round_n + 1} {target:>9}: load {load} before; "
                         f"{found.requests_s:,.0f} req/s, p50 {found.p50_ms:.2f} ms, "
-                        f"p99 {found.p99_ms:.2f} ms, {found.bad} bad",
+                        f"p99 {found.p99_ms:.2f} ms, {found.cpu_us:.0f} µs CPU a request, "
+                        f"{found.bad} bad",
                         file=sys.stderr,
                     )
                     runs.append(found)
@@ -372,24 +386,34 @@ def report(runs: Sequence[Run], args: argparse.Namespace) -> None:
         f"{args.threads} thread(s), {args.connections} connections, {args.duration_s} s a run, "
         f"{args.repeat} round(s)\n"
     )
-    print("| round | target | load average before | req/s | p50 (ms) | p99 (ms) | bad |")
-    print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| round | target | load average before | req/s | p50 (ms) | p99 (ms) "
+        "| server CPU a request (µs) | bad |"
+    )
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for n, found in enumerate(runs):
         load = " / ".join(f"{x:.2f}" for x in found.load_before)
         print(
             f"| {n // len(TARGETS) + 1} | {found.target} | {load} | {found.requests_s:,.0f} | "
-            f"{found.p50_ms:.2f} | {found.p99_ms:.2f} | {found.bad} |"
+            f"{found.p50_ms:.2f} | {found.p99_ms:.2f} | {found.cpu_us:.0f} | {found.bad} |"
         )
-    rates = {
-        target: statistics.median(r.requests_s for r in runs if r.target == target)
-        for target in TARGETS
-    }
-    print("\n| what | mediatasks req/s | bare app req/s | ratio |")
-    print("| --- | ---: | ---: | ---: |")
+
+    def median(target: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in runs if r.target == target)
+
+    print(
+        "\n| what | mediatasks req/s | bare app req/s | ratio | mediatasks CPU a request (µs) "
+        "| bare app CPU a request (µs) | CPU ratio (bare / mediatasks) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     named = (("`GET /api/task/{id}`", "one"), (f"`GET /api/task` ({args.page} a page)", "list"))
     for name, target in named:
-        ratio = rates[target] / rates[f"bare {target}"]
-        print(f"| {name} | {rates[target]:,.0f} | {rates[f'bare {target}']:,.0f} | {ratio:.2f} |")
+        rate, bare_rate = median(target, "requests_s"), median(f"bare {target}", "requests_s")
+        cpu, bare_cpu = median(target, "cpu_us"), median(f"bare {target}", "cpu_us")
+        print(
+            f"| {name} | {rate:,.0f} | {bare_rate:,.0f} | {rate / bare_rate:.2f} | {cpu:.0f} "
+            f"| {bare_cpu:.0f} | {bare_cpu / cpu:.2f} |"
+        )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

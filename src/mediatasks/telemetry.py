@@ -21,6 +21,7 @@ Logs: ``configure_logging`` sets up the root logger once per process, as text or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -193,8 +194,58 @@ def configure_logging(log_format: Literal["text", "json"] = "text", level: str =
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    batched = _Batched(sys.stderr)
+    batched.setFormatter(handler.formatter)
+    _access_log.handlers.clear()
+    _access_log.addHandler(batched)
+    _access_log.propagate = False
     # httpx logs every request's whole URL at INFO: a source or webhook URL may carry a token.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+
+
+#: The request lines (``HttpMetrics``).
+_access_log = logging.getLogger("mediatasks.access")
+#: Request lines are written at most this late, and in one write per batch.
+_ACCESS_FLUSH_S: Final = 0.2
+_ACCESS_BATCH: Final = 256
+
+
+class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes its lines in batches: one write for up to ``_ACCESS_BATCH`` lines, at most
+    ``_ACCESS_FLUSH_S`` after the first of them (a line logged outside an event loop, and any
+    line at warning level or above, is written at once).  A write per request line costs more
+    than the rest of a cheap request's logging."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if len(self._lines) >= _ACCESS_BATCH or record.levelno >= logging.WARNING:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(_ACCESS_FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            lines, self._lines = self._lines, []
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
 
 
 def _transition(
@@ -495,3 +546,24 @@ class HttpMetrics:
             elapsed_s = answered_s if answered_s is not None else time.perf_counter() - started
             _HTTP_REQUESTS.labels(dialect, label, method, str(status)).inc()
             _HTTP_SECONDS.labels(dialect, label, method).observe(elapsed_s)
+            if _access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, method, status, elapsed_s)
+
+
+def _log_request(scope: _Scope, method: str, status: int, elapsed_s: float) -> None:
+    """One line a request: ``<client> "<method> <path>" <status> <ms>ms``.  The path is logged
+    without its query string, where playback tokens and upload tokens travel."""
+    client = scope.get("client")
+    where = f"{client[0]}:{client[1]}" if client else "-"
+    path = str(scope.get("path", ""))
+    if not path.isprintable():  # a newline in a path must not start a line of its own
+        path = path.encode("unicode_escape").decode("ascii")
+    _access_log.info(
+        '%s "%s %s" %d %.1fms',
+        where,
+        method,
+        path,
+        status,
+        elapsed_s * 1000,
+        extra={"method": method, "path": path, "status": status, "duration_s": elapsed_s},
+    )
