@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,17 +21,17 @@ async def _ok(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-@pytest.fixture
-def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+@pytest.fixture(params=["text", "json"])
+def stderr(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[io.StringIO]:
     captured = io.StringIO()
     monkeypatch.setattr("sys.stderr", captured)
+    monkeypatch.setattr(telemetry, "_requests", telemetry._RequestLines())
     root = logging.getLogger()
     kept = (list(root.handlers), root.level)
-    telemetry.configure_logging("text", "INFO")
+    telemetry.configure_logging(request.param, "INFO")
     yield captured
-    access = logging.getLogger("mediatasks.access")
-    access.handlers.clear()
-    access.propagate = True
     root.handlers[:] = kept[0]
     root.setLevel(kept[1])
 
@@ -47,7 +48,18 @@ async def test_each_request_is_one_line_without_its_query(stderr: io.StringIO) -
         await asyncio.sleep(0.02)
     lines = stderr.getvalue().splitlines()
     assert len(lines) == 4, lines
-    for n, line in enumerate(lines[:3]):
-        assert f'mediatasks.access 127.0.0.1:5000 "GET /media/v{n}/index.m3u8" 204 ' in line
-    assert '"GET /api/task/a\\nb" 204' in lines[3]
+    if lines[0].startswith("{"):
+        entries = [json.loads(line) for line in lines]
+        assert [e["path"] for e in entries] == [
+            *(f"/media/v{n}/index.m3u8" for n in range(3)),
+            "/api/task/a\\nb",
+        ]
+        assert {(e["logger"], e["level"], e["method"], e["status"]) for e in entries} == {
+            ("mediatasks.access", "INFO", "GET", 204)
+        }
+        assert entries[0]["message"].startswith('127.0.0.1:5000 "GET /media/v0/index.m3u8" 204 ')
+    else:
+        for n, line in enumerate(lines[:3]):
+            assert f'mediatasks.access 127.0.0.1:5000 "GET /media/v{n}/index.m3u8" 204 ' in line
+        assert '"GET /api/task/a\\nb" 204' in lines[3]
     assert "secret-token-x" not in stderr.getvalue()
