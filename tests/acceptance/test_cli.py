@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,15 @@ def test_keys_and_tasks(server: processes.Server, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "404" in missing.stderr and "Traceback" not in missing.stderr
 
     assert cli("keys", "revoke", key_id, env=env).returncode == 0
+    # A serving process trusts a key it has checked for up to half a second (api.keyring): the
+    # revoke reaches it within a second.
+    revoked = time.monotonic()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    while True:
+        started = time.monotonic()
+        if httpx.get(f"{base}/api/task", headers=bearer).status_code == 401:
+            break
+        assert started - revoked < 1.0, "the revoked key was still accepted"
     after = cli("task", "list", env=auth)
     assert after.returncode == 1 and "401" in after.stderr
     assert cli("keys", "revoke", key_id, env=env).returncode == 1

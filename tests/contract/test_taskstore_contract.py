@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
@@ -669,6 +670,57 @@ async def test_queue_position(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     made = [await add(store, project, now=T0 + timedelta(seconds=i)) for i in range(3)]
     assert [await store.queue_position(t) for t in made] == [1, 2, 3]
+
+
+async def test_a_view_holds_the_output_asset_and_the_queue_position(
+    store: taskstore.TaskStore,
+) -> None:
+    project = await new_project(store)
+    for n in (1, 2):
+        await store.create_asset(
+            _asset(project, f"a{n}"),
+            taskstore.NewTask(
+                project_id=project, type="upload", params={}, output_asset_id=f"a{n}"
+            ),
+            now=T0 + timedelta(seconds=n),
+        )
+    done = await claim_one(store, now=T0 + timedelta(seconds=10))
+    await store.complete(done.id, done.lease_token or "", output={"upload": {}}, asset_media={})
+    await add(store, project, now=T0 + timedelta(seconds=5))
+
+    view = await store.view_task(done.id, project)
+    assert view.task == await store.get_task(done.id)
+    assert view.output_asset == await store.get_asset("a1")
+    assert view.queue_position is None
+    with pytest.raises(errors.NotFound):
+        await store.view_task(done.id, "another-project")
+
+    async def expected(task: tasks.Task) -> taskstore.TaskView:
+        waiting = task.phase is tasks.Phase.WAITING
+        return taskstore.TaskView(
+            task=task,
+            output_asset=await store.get_asset("a1") if task.id == done.id else None,
+            queue_position=await store.queue_position(task) if waiting else None,
+        )
+
+    query = taskstore.Query(project_id=project, limit=2, with_total=True)
+    seen = []
+    while True:
+        page, views = await store.list_tasks(query), await store.view_tasks(query)
+        assert list(views.items) == [await expected(task) for task in page.items]
+        assert (views.total, views.next_after) == (page.total, page.next_after) != (None, None)
+        seen.extend(view.task.id for view in views.items)
+        if page.next_after is None:
+            break
+        query = dataclasses.replace(query, after=page.next_after)
+    assert len(seen) == 3 and done.id in seen
+    positions = [(await store.view_task(task_id)).queue_position for task_id in seen]
+    assert sorted(p for p in positions if p is not None) == [1, 2]
+
+    await store.delete_asset("a1", project)
+    assert (await store.view_task(done.id)).output_asset is None
+    everything = await store.view_tasks(taskstore.Query(project_id=project))
+    assert all(view.output_asset is None for view in everything.items)
 
 
 # -- batches -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import dataclasses
 
 from mediatasks import settings as settings_module
 from mediatasks import taskstore
+from mediatasks.api import keyring
 from mediatasks.blobstore import base as blobstore
 
 __all__ = ["Runtime"]
@@ -18,6 +19,11 @@ class Runtime:
     settings: settings_module.Settings
     store: taskstore.TaskStore
     blobs: blobstore.BlobStore
+    #: The API keys this process checked lately, in front of ``store.authenticate``.
+    keys: keyring.Keyring = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = keyring.Keyring(self.store)
 
     def base_url(self, request_base_url: str) -> str:
         """The public base URL for links: the setting, else the request's own."""

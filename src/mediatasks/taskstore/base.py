@@ -33,6 +33,7 @@ __all__ = [
     "RunningTask",
     "SigningKey",
     "TaskStore",
+    "TaskView",
     "Webhook",
     "WebhookLogEntry",
     "WorkerIdentity",
@@ -108,6 +109,17 @@ class Page(Generic[_T]):
     total: int | None = None
     #: Where the next page starts (``Query.after``), when there is one.
     next_after: tuple[Any, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TaskView:
+    """A task with what its answer shows from other rows, read in the same transaction."""
+
+    task: tasks.Task
+    #: The task's output asset, when the task is completed with an output and the asset lives.
+    output_asset: assets.Asset | None = None
+    #: 1 + how many waiting tasks run before it, when the task is waiting.
+    queue_position: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -361,6 +373,14 @@ class TaskStore(Protocol):
         ...
 
     async def list_tasks(self, query: Query) -> Page[tasks.Task]: ...
+
+    async def view_task(self, task_id: str, project_id: str | None = None) -> TaskView:
+        """``get_task`` with the task's output asset and queue position, in one read."""
+        ...
+
+    async def view_tasks(self, query: Query) -> Page[TaskView]:
+        """``list_tasks`` with each task's output asset and queue position, in one read."""
+        ...
 
     async def list_events(
         self, task_id: str, *, after_id: int = 0, limit: int = 1000

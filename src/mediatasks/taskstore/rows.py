@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from mediatasks import assets, tasks
 
 __all__ = ["asset_from_row", "from_ms", "load_json", "maybe_from_ms", "task_from_row", "to_ms"]
@@ -75,5 +77,14 @@ def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
 
 
 def load_json(value: Any) -> Any:
-    """A JSON column's value: text in SQLite, already decoded by psycopg."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    """A JSON column's value: text in SQLite, already decoded by psycopg.
+
+    orjson reads it several times faster than ``json``; what orjson refuses (an integer beyond
+    64 bits, which no API lets in but an older row might hold) is read by ``json``.
+    """
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)

@@ -148,6 +148,11 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _shows_asset(task: tasks.Task) -> bool:
+    """Whether the task's answer shows its output asset: a task completed with an output."""
+    return bool(task.output_asset_id and task.output)
+
+
 def _needs_follow_up(row: Mapping[str, Any]) -> bool:
     """Whether a task's transition also moves an asset (its output, or the one it exports)."""
     return row["output_asset_id"] is not None or (
@@ -499,6 +504,60 @@ class SqlTaskStore(
         found, total, after = await self._read(self._page("tasks", query, TASK_FIELDS))
         items = [task_from_row(row) for row in found]
         return base.Page(items=items, total=total, next_after=after)
+
+    async def view_task(self, task_id: str, project_id: str | None = None) -> base.TaskView:
+        params = {"id": task_id, "project_id": project_id}
+
+        async def run(tx: Tx) -> base.TaskView:
+            row = await self._one(tx, "get_task", params)
+            if row is None:
+                raise errors.NotFound("task not found")
+            task = task_from_row(row)
+            asset = None
+            if _shows_asset(task):
+                found = await self._one(
+                    tx, "get_asset", {"id": task.output_asset_id, "project_id": None}
+                )
+                asset = None if found is None else asset_from_row(found)
+            return base.TaskView(
+                task=task, output_asset=asset, queue_position=await self._position(tx, task)
+            )
+
+        return await self._read(run)
+
+    async def view_tasks(self, query: base.Query) -> base.Page[base.TaskView]:
+        page = self._page("tasks", query, TASK_FIELDS)
+
+        async def run(tx: Tx) -> base.Page[base.TaskView]:
+            found, total, after = await page(tx)
+            items = [task_from_row(row) for row in found]
+            wanted = sorted({str(t.output_asset_id) for t in items if _shows_asset(t)})
+            shown = {}
+            if wanted:
+                params = {"ids": _dumps(wanted)}
+                shown = {
+                    row["id"]: asset_from_row(row)
+                    for row in await tx.rows(self.queries["assets_by_id"], params)
+                }
+            views = [
+                base.TaskView(
+                    task=task,
+                    output_asset=shown.get(str(task.output_asset_id)),
+                    queue_position=await self._position(tx, task),
+                )
+                for task in items
+            ]
+            return base.Page(items=views, total=total, next_after=after)
+
+        return await self._read(run)
+
+    async def _position(self, tx: Tx, task: tasks.Task) -> int | None:
+        """The queue position of a waiting task (``None`` for any other)."""
+        if task.phase is not tasks.Phase.WAITING:
+            return None
+        params = {"run_at": to_ms(task.run_at), "id": task.id}
+        row = await self._one(tx, "queue_position", params)
+        return int(row["n"]) if row else 1
 
     async def list_events(
         self, task_id: str, *, after_id: int = 0, limit: int = 1000

@@ -156,7 +156,7 @@ async def _key_of(
     if scheme.lower() != "bearer" or not secret.strip():
         raise FlatError(401, "UNAUTHORIZED", "use an access token: Authorization: Bearer <token>")
     runtime: Runtime = request.app.state.runtime
-    key = await runtime.store.authenticate(secret.strip())
+    key = await runtime.keys.authenticate(secret.strip())
     if key is None:
         raise FlatError(401, "UNAUTHORIZED", "the access token is not valid")
     return key

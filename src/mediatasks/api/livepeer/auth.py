@@ -35,7 +35,7 @@ async def _project_of(
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer":
         raise ApiError(401, f"unsupported authorization header scheme: {scheme}")
-    key = await runtime_of(request).store.authenticate(secret.strip())
+    key = await runtime_of(request).keys.authenticate(secret.strip())
     if key is None:
         raise ApiError(401, "no token found for the API key")
     return key.project_id

@@ -57,7 +57,7 @@ class IdempotencyMiddleware:
             await _answer(send, 422, {"errors": ["Idempotency-Key is too long"]})
             return
         scheme, _, secret = headers.get("authorization", "").partition(" ")
-        api_key = await self.runtime.store.authenticate(secret.strip())
+        api_key = await self.runtime.keys.authenticate(secret.strip())
         if scheme.lower() != "bearer" or api_key is None:
             await self.app(scope, receive, send)  # the route answers 401
             return

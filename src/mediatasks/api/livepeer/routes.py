@@ -107,18 +107,21 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     async def render_task(task: tasks.Task, request: Request) -> dict[str, Any]:
         return await views.render_task(runtime, task, base_url(request))
 
-    @router.get("/task")
-    async def list_tasks(request: Request, response: Response, project: Project) -> list[Any]:
+    @router.get("/task", response_model=list[Any])
+    async def list_tasks(request: Request, project: Project) -> Response:
         query = paging.list_query(
             request, project, paging.TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES)
         )
-        page = await runtime.store.list_tasks(query)
-        paging.finish_page(request, response, query, page)
-        return [await render_task(task, request) for task in page.items]
+        page = await runtime.store.view_tasks(query)
+        base = base_url(request)
+        answer = views.Json([views.render_view(view, base) for view in page.items])
+        paging.finish_page(request, answer, query, page)
+        return answer
 
-    @router.get("/task/{task_id}")
-    async def get_task(task_id: str, request: Request, project: Project) -> dict[str, Any]:
-        return await render_task(await views.visible_task(runtime, task_id, project), request)
+    @router.get("/task/{task_id}", response_model=dict[str, Any])
+    async def get_task(task_id: str, request: Request, project: Project) -> Response:
+        view = await views.visible_view(runtime, task_id, project)
+        return views.Json(views.render_view(view, base_url(request)))
 
     @router.post("/task/{task_id}/retry")
     async def retry_task(task_id: str, project: Project) -> dict[str, Any]:

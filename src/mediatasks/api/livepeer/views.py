@@ -5,11 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from mediatasks import errors, tasks
+import orjson
+from fastapi.responses import Response
+
+from mediatasks import errors, tasks, taskstore
 from mediatasks.api.livepeer import wire
 from mediatasks.api.runtime import Runtime
 
-__all__ = ["render_task", "visible_task"]
+__all__ = ["Json", "render_task", "render_view", "visible_task", "visible_view"]
+
+
+class Json(Response):
+    """A JSON answer encoded by orjson: what a route returns when FastAPI's own validation and
+    encoding of the value would cost more than the work of the route (a page of tasks)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 async def render_task(runtime: Runtime, task: tasks.Task, base_url: str) -> dict[str, Any]:
@@ -30,6 +43,25 @@ async def render_task(runtime: Runtime, task: tasks.Task, base_url: str) -> dict
         queue_position=position,
         now=datetime.now(UTC),
     )
+
+
+def render_view(view: taskstore.TaskView, base_url: str) -> dict[str, Any]:
+    """A task read with ``view_task`` or ``view_tasks``, in Livepeer's shape: no further read."""
+    return wire.task_json(
+        view.task,
+        output_asset=view.output_asset,
+        base_url=base_url,
+        queue_position=view.queue_position,
+        now=datetime.now(UTC),
+    )
+
+
+async def visible_view(runtime: Runtime, task_id: str, project: str) -> taskstore.TaskView:
+    """``visible_task`` with what its answer shows, in one read of the store."""
+    view = await runtime.store.view_task(task_id, project)
+    if view.task.type not in wire.VISIBLE_TYPES:
+        raise errors.NotFound("task not found")
+    return view
 
 
 async def visible_task(runtime: Runtime, task_id: str, project: str) -> tasks.Task:

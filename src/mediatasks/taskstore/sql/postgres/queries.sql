@@ -197,3 +197,7 @@ SELECT 1 AS n;
 -- name: lock_url_import
 -- Held until the transaction ends: imports of one URL into one project take turns.
 SELECT pg_advisory_xact_lock(hashtextextended(:project_id || ' ' || :url, 0));
+
+-- name: assets_by_id
+-- The live assets among :ids (a JSON array of asset ids).
+SELECT * FROM assets WHERE id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))) AND phase <> 'deleted';

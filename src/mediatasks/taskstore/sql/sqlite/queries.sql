@@ -142,3 +142,7 @@ SELECT count(*) AS n FROM sqlite_master;
 -- name: lock_url_import
 -- Nothing to take: every write already holds the database's lock from BEGIN IMMEDIATE on.
 SELECT 1;
+
+-- name: assets_by_id
+-- The live assets among :ids (a JSON array of asset ids).
+SELECT * FROM assets WHERE id IN (SELECT value FROM json_each(:ids)) AND phase <> 'deleted';
