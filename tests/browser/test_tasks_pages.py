@@ -129,7 +129,7 @@ def test_progress_moves_live_then_cancel_and_retry_from_the_task_page(
 
     # Retry it: it runs again, as a second attempt, and the page follows without a reload.
     page.get_by_role("button", name="Retry task").click()
-    page.get_by_role("status").filter(has_text="The task will run again.").wait_for()
+    page.wait_for_url(f"**/tasks/{task_id}?done=retry")  # its notice goes once the task moves
     page.evaluate("window.__notReloaded = true")
     page.locator(f'[data-task-status="{task_id}"] .phase-running').wait_for(timeout=60_000)
     page.get_by_role("article", name="Attempt 2").wait_for()
@@ -258,6 +258,7 @@ def test_a_task_page_shows_the_webhook_deliveries_of_its_events(
             events = section.locator("tbody tr td:first-child").all_inner_texts()
             assert {"task.spawned", "task.updated", "task.completed"} <= set(events)
             assert received.url.split("//", 1)[1].split("/", 1)[0] in section.inner_text()
+            section.scroll_into_view_if_needed()
             screenshot(page, "task-page-deliveries")
             assert_accessible(page)
         finally:

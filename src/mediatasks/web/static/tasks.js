@@ -34,6 +34,9 @@
     }).then(function (html) {
       if (html === null) return;
       taskPage.innerHTML = html;
+      // What the last button did is old news once the task moved on.
+      var told = document.querySelector("[data-action-notice]");
+      if (told) told.remove();
       if (window.htmx) window.htmx.process(taskPage);
     });
   }

@@ -1,0 +1,169 @@
+"""The tasks pages over a real store, in this process: stable pages while tasks are created,
+every type shown (Flat's audio exports too), bulk actions and their refusals, bad input as a
+page, and another project's tasks unseen."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mediatasks import settings, tasks, taskstore
+from tests import inprocess
+
+
+@pytest.fixture
+async def service(store: taskstore.TaskStore, tmp_path: Path) -> AsyncIterator[inprocess.Service]:
+    config = settings.Settings(data_dir=tmp_path)
+    async with inprocess.running(store, config, worker=False) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _signed_in(
+    service: inprocess.Service, secret: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser-like client signed in with ``secret`` (cookies kept), and its CSRF token."""
+    async with httpx.AsyncClient(
+        transport=service.viewer._transport, base_url="http://testserver"
+    ) as browser:
+        yield browser, await _sign_in(browser, secret)
+
+
+async def _sign_in(browser: httpx.AsyncClient, secret: str) -> str:
+    form = await browser.get("/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token, form.text
+    signed = await browser.post("/sign-in", data={"api_key": secret, "csrf": token[1], "next": "/"})
+    assert signed.status_code == 303, signed.text
+    page = await browser.get("/tasks")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    return csrf[1]
+
+
+def _ids_on(html: str) -> list[str]:
+    return re.findall(r'<tr data-task-row="([^"]+)"', html)
+
+
+async def _add(service: inprocess.Service, project: str, type: str = "noop") -> tasks.Task:
+    new = taskstore.NewTask(project_id=project, type=type, params={"score": "s", "format": "mp3"})
+    return await service.runtime.store.create_task(new)
+
+
+async def test_pages_are_stable_while_tasks_are_created(service: inprocess.Service) -> None:
+    async with _signed_in(service, service.secret) as (browser, _):
+        existing = {(await _add(service, service.project_id)).id for _ in range(30)}
+        first = await browser.get("/tasks")
+        on_first = _ids_on(first.text)
+        assert len(on_first) == 25
+        older = re.search(r'href="([^"]+)" rel="next">Older tasks', first.text)
+        assert older
+        created = {(await _add(service, service.project_id)).id for _ in range(3)}
+        second = await browser.get(older[1].replace("&amp;", "&"))
+        assert second.status_code == 200
+        on_second = _ids_on(second.text)
+        assert len(on_second) == 5 and 'rel="next"' not in second.text
+        assert set(on_first) | set(on_second) == existing  # none twice, none missed
+        assert not set(on_second) & created
+        assert "Newest tasks" in second.text
+        bigger = await browser.get("/tasks?limit=100")
+        assert set(_ids_on(bigger.text)) == existing | created
+
+
+async def test_every_type_is_listed_and_filtered(service: inprocess.Service) -> None:
+    async with _signed_in(service, service.secret) as (browser, _):
+        audio = await _add(service, service.project_id, "audio-export")
+        upload = await _add(service, service.project_id, "upload")
+        page = await browser.get("/tasks")
+        assert {audio.id, upload.id} <= set(_ids_on(page.text))
+        only_audio = await browser.get("/tasks?type=audio-export")
+        assert _ids_on(only_audio.text) == [audio.id]
+        detail = await browser.get(f"/tasks/{audio.id}")
+        assert detail.status_code == 200 and "audio-export" in detail.text
+        assert "&#34;format&#34;: &#34;mp3&#34;" in detail.text  # the params, as pretty JSON
+
+
+async def test_bulk_actions_and_their_refusals(service: inprocess.Service) -> None:
+    store = service.runtime.store
+    other = await store.create_project("other")
+    _, other_secret = await store.create_api_key(other.id, "k")
+    async with _signed_in(service, service.secret) as (browser, csrf):
+        mine = [await _add(service, service.project_id) for _ in range(2)]
+        theirs = await _add(service, other.id)
+        ids = [task.id for task in mine] + [theirs.id]
+
+        forged = await browser.post("/tasks/bulk", data={"action": "cancel", "ids": ids})
+        assert forged.status_code == 403
+        assert (await store.get_task(mine[0].id)).phase is tasks.Phase.WAITING
+
+        done = await browser.post(
+            "/tasks/bulk",
+            data={"csrf": csrf, "action": "cancel", "ids": ids, "back": "/tasks?phase=waiting"},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/tasks?phase=waiting&bulk=cancel&done=2&skipped=1"
+        for task in mine:
+            assert (await store.get_task(task.id)).phase is tasks.Phase.CANCELLED
+        assert (await store.get_task(theirs.id)).phase is tasks.Phase.WAITING
+        told = await browser.get(done.headers["location"])
+        assert "Cancelled 2 tasks. 1 could not be cancelled" in told.text
+
+        away = await browser.post(
+            "/tasks/bulk",
+            data={"csrf": csrf, "action": "retry", "ids": ids, "back": "https://127.0.0.2/x"},
+        )
+        assert away.headers["location"] == "/tasks?bulk=retry&done=2&skipped=1"
+        for task in mine:
+            assert (await store.get_task(task.id)).phase is tasks.Phase.WAITING
+
+        for bad in ({"action": "delete", "ids": ids}, {"action": "cancel"}):
+            refused = await browser.post("/tasks/bulk", data={"csrf": csrf, **bad})
+            assert refused.status_code == 400 and "<h1>" in refused.text
+
+        # Another project's task: not found, and not moved.
+        assert (await browser.get(f"/tasks/{theirs.id}")).status_code == 404
+        assert (await browser.get(f"/tasks/{theirs.id}/panel")).status_code == 404
+        cancel = await browser.post(f"/tasks/{theirs.id}/cancel", data={"csrf": csrf})
+        assert cancel.status_code == 404
+        assert (await store.get_task(theirs.id)).phase is tasks.Phase.WAITING
+
+        # A waiting task is not retried: a page that says so.
+        waiting = await browser.post(f"/tasks/{mine[0].id}/retry", data={"csrf": csrf})
+        assert waiting.status_code == 409 and "Task is not in a retryable state." in waiting.text
+
+    async with _signed_in(service, other_secret) as (their_browser, _):
+        theirs_page = await their_browser.get("/tasks")
+        assert _ids_on(theirs_page.text) == [theirs.id]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "type=nothing",
+        "phase=done",
+        "created_from=yesterday",
+        "created_to=99999-01-01T00:00",
+        "cursor=not-a-cursor",
+        "id=" + "x" * 300,
+    ],
+)
+async def test_bad_filters_are_a_page_saying_so(service: inprocess.Service, query: str) -> None:
+    async with _signed_in(service, service.secret) as (browser, _):
+        answer = await browser.get(f"/tasks?{query}")
+        assert answer.status_code == 400
+        assert "text/html" in answer.headers["content-type"]
+        assert "<h1>Bad request</h1>" in answer.text
+
+
+async def test_signed_out_people_are_sent_to_sign_in(service: inprocess.Service) -> None:
+    task = await _add(service, service.project_id)
+    for path in ("/tasks", f"/tasks/{task.id}", "/tasks/live?ids=" + task.id):
+        answer = await service.viewer.get(path)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/sign-in?next=")
