@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests import mediagen, processes, receiver
-from tests.browser.conftest import Key, sign_in
+from tests.browser.conftest import SCREENSHOTS, Key, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -193,6 +193,12 @@ def test_filters_and_bulk_cancel(
     assert _status_of(page, ids[1]).count() == 1
     screenshot(page, "tasks-filtered")
     assert_accessible(page)
+    # At phone width the sidebar goes above the list, and nothing is wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide at phone width"
+    page.screenshot(path=str(SCREENSHOTS / "tasks-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # By type, and by creation time (an hour that ended before them shows none of them).
     page.goto("/tasks?type=audio-export")
