@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mediatasks import settings, tasks, taskstore
-from tests import inprocess
+from tests import inprocess, scoregen
 
 
 @pytest.fixture
@@ -76,15 +76,24 @@ async def test_pages_are_stable_while_tasks_are_created(service: inprocess.Servi
         assert set(_ids_on(bigger.text)) == existing | created
 
 
-async def test_every_type_is_listed_and_filtered(service: inprocess.Service) -> None:
+async def test_flat_audio_exports_are_listed_with_the_others(service: inprocess.Service) -> None:
+    flat = "http://testserver/v2"
+    score = await service.client.post(
+        f"{flat}/scores", json={"data": scoregen.musicxml(), "filename": "s.musicxml"}
+    )
+    assert score.status_code == 200, score.text
+    export = await service.client.post(
+        f"{flat}/scores/{score.json()['id']}/revisions/last/mp3/task"
+    )
+    assert export.status_code == 200, export.text
+    audio_id = export.json()["id"]
+    upload = await _add(service, service.project_id, "upload")
     async with _signed_in(service, service.secret) as (browser, _):
-        audio = await _add(service, service.project_id, "audio-export")
-        upload = await _add(service, service.project_id, "upload")
         page = await browser.get("/tasks")
-        assert {audio.id, upload.id} <= set(_ids_on(page.text))
+        assert {audio_id, upload.id} <= set(_ids_on(page.text))
         only_audio = await browser.get("/tasks?type=audio-export")
-        assert _ids_on(only_audio.text) == [audio.id]
-        detail = await browser.get(f"/tasks/{audio.id}")
+        assert _ids_on(only_audio.text) == [audio_id]
+        detail = await browser.get(f"/tasks/{audio_id}")
         assert detail.status_code == 200 and "audio-export" in detail.text
         assert "&#34;format&#34;: &#34;mp3&#34;" in detail.text  # the params, as pretty JSON
 

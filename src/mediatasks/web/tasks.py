@@ -402,25 +402,30 @@ def create_router(runtime: Runtime) -> APIRouter:
         target = _with_query(back, bulk=str(action), done=str(done), skipped=str(skipped))
         return RedirectResponse(target, status_code=303)
 
-    async def detail_context(task: tasks.Task, project_id: str) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        log = await store.list_events(task.id, limit=100_000)
-        shown = wire.task_json(task, now=now)
+    async def deliveries_context(task: tasks.Task, project_id: str) -> dict[str, Any]:
         deliveries = await store.list_task_deliveries(task.id, project_id)
         return {
             "task": task,
-            "status": await watch.status_of(store, task, now),
-            "timeline": task_events.timeline(log),
-            "params_json": _pretty(shown["params"]),
-            "output_json": _pretty(shown["output"]) if "output" in shown else None,
             "deliveries": [
                 (delivery, fetch.redact_url(delivery.webhook_url)) for delivery in deliveries
             ],
             "deliveries_pending": any(d.state == "pending" for d in deliveries),
             "can_cancel": task.phase in tasks.ACTIVE,
+            **_HELPERS,
+        }
+
+    async def detail_context(task: tasks.Task, project_id: str) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        log = await store.list_events(task.id, limit=100_000)
+        shown = wire.task_json(task, now=now)
+        return {
+            **await deliveries_context(task, project_id),
+            "status": await watch.status_of(store, task, now),
+            "timeline": task_events.timeline(log),
+            "params_json": _pretty(shown["params"]),
+            "output_json": _pretty(shown["output"]) if "output" in shown else None,
             "can_retry": task.phase in (tasks.Phase.FAILED, tasks.Phase.CANCELLED),
             "now": now,
-            **_HELPERS,
         }
 
     @router.get("/tasks/{task_id}")
@@ -447,7 +452,7 @@ def create_router(runtime: Runtime) -> APIRouter:
     async def task_deliveries(task_id: str, request: Request, current: session.Current) -> Response:
         """The deliveries section of a task's page (it refreshes itself while some are due)."""
         task = await visible(task_id, current.project_id)
-        context = await detail_context(task, current.project_id)
+        context = await deliveries_context(task, current.project_id)
         return render.render(request, "_task_deliveries.html", current, **context)
 
     async def act(task_id: str, current: session.Session, action: str) -> Response:
