@@ -5,6 +5,7 @@ page, and another project's tasks unseen."""
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from mediatasks import settings, tasks, taskstore
-from tests import inprocess, scoregen
+from tests import inprocess, mediagen, processes, scoregen
 
 
 @pytest.fixture
@@ -176,3 +177,50 @@ async def test_signed_out_people_are_sent_to_sign_in(service: inprocess.Service)
         answer = await service.viewer.get(path)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/sign-in?next=")
+
+
+async def test_a_failed_import_shows_its_error_and_runs_again_when_retried(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> None:
+    root = tmp_path / "files"
+    root.mkdir()
+    mediagen.make_text_file(root / "text.mp4")
+    config = settings.Settings(
+        data_dir=tmp_path / "data",
+        allow_private_urls=True,
+        retry_backoff_s=[0.05],
+        poll_interval_s=0.05,
+        heartbeat_interval_s=0.5,
+    )
+    with processes.file_server(root) as base:
+        async with inprocess.running(store, config) as service:
+            made = await service.client.post(
+                "/asset/upload/url", json={"name": "not a video", "url": f"{base}/text.mp4"}
+            )
+            assert made.status_code == 201, made.text
+            task_id = made.json()["task"]["id"]
+            asset_id = made.json()["asset"]["id"]
+            failed = await service.finish(task_id)
+            assert failed["status"]["phase"] == "failed"
+            async with _signed_in(service, service.secret) as (browser, csrf):
+                page = await browser.get(f"/tasks/{task_id}")
+                assert page.status_code == 200
+                message = html.escape(failed["status"]["errorMessage"], quote=True)
+                assert message in page.text  # on the task and on its attempt
+                assert page.text.count(message) >= 2
+                assert 'Attempt 1: <span class="outcome">failed</span>' in page.text
+                assert "Retry task" in page.text and "Cancel task" not in page.text
+                listed = await browser.get("/tasks?phase=failed")
+                assert _ids_on(listed.text) == [task_id]
+
+                retried = await browser.post(f"/tasks/{task_id}/retry", data={"csrf": csrf})
+                assert retried.status_code == 303
+                assert retried.headers["location"] == f"/tasks/{task_id}?done=retry"
+                again = await service.finish(task_id)
+                assert again["status"]["phase"] == "failed"  # the same file fails again
+                events = await store.list_events(task_id)
+                assert [e.name for e in events].count("claim") == 2
+                asset = await store.get_asset(asset_id)
+                assert asset.phase.value == "failed"
+                page = await browser.get(f"/tasks/{task_id}")
+                assert 'Attempt 2: <span class="outcome">failed</span>' in page.text
