@@ -73,6 +73,8 @@ async def test_pages_are_stable_while_tasks_are_created(service: inprocess.Servi
         assert set(on_first) | set(on_second) == existing  # none twice, none missed
         assert not set(on_second) & created
         assert "Newest tasks" in second.text
+        odd = await browser.get("/tasks?limit=" + "9" * 5000)  # the default page, not a 500
+        assert odd.status_code == 200 and len(_ids_on(odd.text)) == 25
         bigger = await browser.get("/tasks?limit=100")
         assert set(_ids_on(bigger.text)) == existing | created
 

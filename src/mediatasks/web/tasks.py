@@ -115,13 +115,13 @@ def _moment(value: str, label: str) -> int | None:
 
 def _parse_filters(params: Mapping[str, str]) -> _Filters:
     task_type = _text(params, "type")
-    if task_type and task_type not in tasks.TaskType.__members__.values():
+    if task_type and task_type not in {str(kind) for kind in tasks.TaskType}:
         raise render.PageError(400, f"There is no task type “{task_type}”.")
     phase = _text(params, "phase")
-    if phase and phase not in tasks.Phase.__members__.values():
+    if phase and phase not in {str(each) for each in tasks.Phase}:
         raise render.PageError(400, f"There is no phase “{phase}”.")
-    raw_limit = params.get("limit", "")
-    limit = int(raw_limit) if raw_limit.isdigit() and int(raw_limit) in PAGE_SIZES else 25
+    sizes = {str(size): size for size in PAGE_SIZES}
+    limit = sizes.get(params.get("limit", ""), PAGE_SIZES[0])
     return _Filters(
         type=task_type,
         phase=phase,
