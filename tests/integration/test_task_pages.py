@@ -4,6 +4,7 @@ page, and another project's tasks unseen."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import re
@@ -226,3 +227,25 @@ async def test_a_failed_import_shows_its_error_and_runs_again_when_retried(
                 assert asset.phase.value == "failed"
                 page = await browser.get(f"/tasks/{task_id}")
                 assert 'Attempt 2: <span class="outcome">failed</span>' in page.text
+
+
+async def test_a_live_stream_ends_when_its_key_is_revoked(service: inprocess.Service) -> None:
+    store = service.runtime.store
+    key, secret = await store.create_api_key(service.project_id, "revoked soon")
+    task = await _add(service, service.project_id)
+    async with _signed_in(service, secret) as (browser, _):
+        loop = asyncio.get_running_loop()
+        # The in-process transport gives the answer once the stream has ended.
+        stream = asyncio.create_task(browser.get(f"/tasks/live?ids={task.id}"))
+        await asyncio.sleep(0.5)
+        assert not stream.done()
+        await store.revoke_api_key(key.id)
+        revoked_at = loop.time()
+        async with asyncio.timeout(30):
+            answer = await stream
+        assert loop.time() - revoked_at < 15
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert "event: status" in answer.text and f'"id":"{task.id}"' in answer.text
+        assert '"waiting"' in answer.text and "event: counts" in answer.text
+        assert (await browser.get("/tasks")).status_code == 303  # and the session is over

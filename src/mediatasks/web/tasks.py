@@ -45,9 +45,11 @@ _MAX_IDS: Final = 100
 #: The order of the list: newest first, by a field that never changes (stable pages).
 _ORDER: Final = (("created_at", True),)
 _COLUMNS: Final = frozenset(paging.TASK_FIELDS.values())
-#: A live stream ends after this long; the browser reconnects at once, and the reconnection is
-#: a new request whose session is checked again (a revoked key's stream ends here).
+#: A live stream ends after this long; the browser reconnects at once (a new request).
 _STREAM_S: Final = 120.0
+#: How often a live stream checks that its session still lives: a revoked key's stream ends
+#: within this long (the browser's reconnection is then sent to sign in).
+_RECHECK_S: Final = 5.0
 _KEEPALIVE_S: Final = 15.0
 _BULK_ACTIONS: Final = ("cancel", "retry")
 _NOT_FOUND: Final = "There is no task with this id in this project."
@@ -346,13 +348,17 @@ def create_router(runtime: Runtime) -> APIRouter:
 
     async def _stream(request: Request, project_id: str, ids: list[str]) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        started = last_sent = loop.time()
+        started = last_sent = checked = loop.time()
         yield b"retry: 1000\n\n"
         changes = watch.follow(store, project_id, ids)
         try:
             async for change in changes:
                 if await request.is_disconnected() or loop.time() - started > _STREAM_S:
                     return
+                if loop.time() - checked >= _RECHECK_S:
+                    checked = loop.time()
+                    if not await session.still_live(request):
+                        return
                 if change is None:
                     if loop.time() - last_sent >= _KEEPALIVE_S:
                         last_sent = loop.time()
