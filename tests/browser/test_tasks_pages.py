@@ -262,6 +262,8 @@ def test_a_task_page_shows_the_webhook_deliveries_of_its_events(
                 lambda: "task.completed" in received.names(task_id),
             )
             page.goto(f"/tasks/{task_id}")
+            output = page.get_by_label("Output as JSON").inner_text()
+            assert '"assetSpec"' in output and '"playbackId"' in output  # as /api shows it
             section = page.locator("#task-deliveries")
             completed_row = section.locator("tr", has_text="task.completed")
             completed_row.wait_for()

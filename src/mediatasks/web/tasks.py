@@ -30,7 +30,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from mediatasks import errors, fetch, service, tasks, taskstore, watch
 from mediatasks.api.livepeer import events as task_events
-from mediatasks.api.livepeer import paging, wire
+from mediatasks.api.livepeer import paging, views
 from mediatasks.api.livepeer.auth import ApiError
 from mediatasks.api.runtime import Runtime
 from mediatasks.taskstore import listing
@@ -420,10 +420,12 @@ def create_router(runtime: Runtime) -> APIRouter:
             **_HELPERS,
         }
 
-    async def detail_context(task: tasks.Task, project_id: str) -> dict[str, Any]:
+    async def detail_context(request: Request, task: tasks.Task, project_id: str) -> dict[str, Any]:
         now = datetime.now(UTC)
         log = await store.list_events(task.id, limit=100_000)
-        shown = wire.task_json(task, now=now)
+        # What /api shows of it: credentials masked, write-only fields left out, and a completed
+        # upload's output with its asset.
+        shown = await views.render_task(runtime, task, runtime.base_url(str(request.base_url)))
         return {
             **await deliveries_context(task, project_id),
             "status": await watch.status_of(store, task, now),
@@ -437,7 +439,7 @@ def create_router(runtime: Runtime) -> APIRouter:
     @router.get("/tasks/{task_id}")
     async def task_page(task_id: str, request: Request, current: session.Current) -> Response:
         task = await visible(task_id, current.project_id)
-        context = await detail_context(task, current.project_id)
+        context = await detail_context(request, task, current.project_id)
         notice = {"cancel": "The task was cancelled.", "retry": "The task will run again."}
         return render.render(
             request,
@@ -451,7 +453,7 @@ def create_router(runtime: Runtime) -> APIRouter:
     async def task_panel(task_id: str, request: Request, current: session.Current) -> Response:
         """The live part of a task's page, for the page to swap in when the task moves."""
         task = await visible(task_id, current.project_id)
-        context = await detail_context(task, current.project_id)
+        context = await detail_context(request, task, current.project_id)
         return render.render(request, "_task_panel.html", current, **context)
 
     @router.get("/tasks/{task_id}/deliveries")
