@@ -32,6 +32,7 @@ __all__ = [
     "finish_upload",
     "import_from_url",
     "request_upload",
+    "retry_task",
 ]
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,22 @@ async def cancel_task(store: taskstore.TaskStore, task_id: str, project_id: str)
     cancelled = await store.cancel(task_id, project_id)
     telemetry.task_cancelled(cancelled)
     return cancelled
+
+
+async def retry_task(store: taskstore.TaskStore, task_id: str, project_id: str) -> tasks.Task:
+    """Run a failed or cancelled task again (a manual retry).
+
+    The task goes back to ``waiting`` with its automatic retries (and rescues) reset, so it has
+    its whole retry budget again; its next claim is a new attempt, numbered after the earlier
+    ones, which its timeline keeps.  The asset it fills goes back to ``waiting`` at once, its
+    error cleared, and then follows the task as the first run did:
+    ``processing``, then ``ready`` or ``failed``; an asset being exported shows the export's
+    new run in its ``storage``.  A task whose asset was deleted is not retried
+    (``InvalidTransition``): a deleted asset never comes back.
+    """
+    retried = await store.retry(task_id, project_id)
+    telemetry.task_requeued(retried)
+    return retried
 
 
 async def delete_asset(

@@ -25,6 +25,7 @@ __all__ = [
     "TaskEvent",
     "TaskType",
     "check_transition",
+    "eta",
 ]
 
 
@@ -152,3 +153,13 @@ class TaskEvent:
     at: datetime
     #: What else is worth keeping: an error message, the worker, the attempt, a command line.
     data: Mapping[str, Any]
+
+
+def eta(task: Task, now: datetime) -> datetime | None:
+    """When a running task should finish, from the rate of its progress so far (``None`` until
+    it has made 1 % of progress, and for a task that is not running)."""
+    progress = task.progress or 0.0
+    if task.phase is not Phase.RUNNING or task.started_at is None or progress < 0.01:
+        return None
+    elapsed = now - task.started_at
+    return task.started_at + elapsed / progress

@@ -406,6 +406,11 @@ def task_cancelled(task: tasks.Task) -> None:
     _transition(logging.INFO, "cancelled", task)
 
 
+def task_requeued(task: tasks.Task) -> None:
+    """A user retried ``task`` (``failed|cancelled -> waiting``); ``task`` is as it is now."""
+    _transition(logging.INFO, "requeued", task, phase=str(task.phase))
+
+
 def webhook_attempt(
     outcome: Literal["delivered", "retrying", "failed"],
     duration_s: float,

@@ -32,6 +32,7 @@ __all__ = [
     "RescuePolicy",
     "RunningTask",
     "SigningKey",
+    "TaskDelivery",
     "TaskStore",
     "TaskView",
     "Webhook",
@@ -98,6 +99,9 @@ class Query:
     filters: Sequence[Filter] = ()
     #: Only tasks of these types (every type when empty); assets ignore it.
     types: Sequence[str] = ()
+    #: Only the task with this id and the tasks that fill or read the asset with this id;
+    #: assets ignore it.
+    related_to: str | None = None
     with_total: bool = False
 
 
@@ -291,6 +295,30 @@ class WebhookLogEntry:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class TaskDelivery:
+    """One delivery of a webhook event that a task's change caused, as it stands now."""
+
+    id: str
+    webhook_id: str
+    webhook_name: str
+    #: Where it goes, as the webhook was set (credentials in it are the caller's to mask).
+    webhook_url: str
+    event_id: str
+    #: The event's name (``task.updated``, ``asset.ready``...).
+    event: str
+    event_at: datetime
+    #: ``pending`` (due, or due again after a failed attempt), ``delivered`` or ``failed``.
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    updated_at: datetime
+    #: The HTTP status of the last attempt, when one was answered.
+    last_status: int | None = None
+    #: Why the last attempt failed without an answer (a timeout, a refused connection).
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class IdempotentRequest:
     """A request already made with an idempotency key: its hash, and its answer once known."""
 
@@ -385,6 +413,23 @@ class TaskStore(Protocol):
     async def list_events(
         self, task_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[tasks.TaskEvent]: ...
+
+    async def list_project_events(
+        self, project_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[tasks.TaskEvent]:
+        """The events of the project's tasks after ``after_id``, oldest first."""
+        ...
+
+    async def last_event_id(self, project_id: str) -> int:
+        """The id of the project's latest task event, 0 without one."""
+        ...
+
+    async def count_tasks_by_phase(
+        self, project_id: str, *, types: Sequence[str] = ()
+    ) -> Mapping[tasks.Phase, int]:
+        """How many of the project's tasks (of ``types``, when given) are in each phase; every
+        phase is a key."""
+        ...
 
     async def count_tasks(self, phase: tasks.Phase | None = None) -> int: ...
 
@@ -629,6 +674,14 @@ class TaskStore(Protocol):
     async def get_webhook_log(
         self, webhook_id: str, log_id: str, project_id: str
     ) -> WebhookLogEntry: ...
+
+    async def list_task_deliveries(
+        self, task_id: str, project_id: str, *, limit: int = 200
+    ) -> list[TaskDelivery]:
+        """The deliveries of the webhook events that the task's changes caused (its ``task.*``
+        events and those of the asset it fills), oldest event first (those of one moment in no
+        set order); none for another project's task."""
+        ...
 
     async def resend(
         self,

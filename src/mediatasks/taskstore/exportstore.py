@@ -235,7 +235,7 @@ class ExportRows(abc.ABC):
                 return
             changed = await self._revise(tx, row, now_ms, storage=storage)
             if changed is not None:
-                tx.emit("asset.updated", "asset", changed)
+                tx.emit("asset.updated", "asset", changed, task_id=task.id)
                 return
         # The transition itself must not fail for this: the storage status lags until the next.
         log.warning(

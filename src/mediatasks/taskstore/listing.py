@@ -102,6 +102,12 @@ def build(
             params[f"y{i}"] = task_type
             marks.append(placeholder(f"y{i}"))
         clauses.append(f"type IN ({', '.join(marks)})")
+    if query.related_to is not None and "input_asset_id" in allowed:
+        params["related"] = query.related_to
+        related = placeholder("related")
+        clauses.append(
+            f"(id = {related} OR input_asset_id = {related} OR output_asset_id = {related})"
+        )
     if extra_where:
         clauses.append(extra_where)
     count_params = dict(params)

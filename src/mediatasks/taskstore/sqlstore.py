@@ -99,7 +99,8 @@ class Change:
         self.task_events: list[dict[str, Any]] = []
         #: Webhook events about tasks: ``{"task_id", "name", "success"?}``.
         self.task_outbox: list[dict[str, Any]] = []
-        #: Webhook events with a payload made here: ``{"project_id", "name", "payload"}``.
+        #: Webhook events with a payload made here: ``{"project_id", "name", "payload",
+        #: "task_id"?}``.
         self.outbox: list[dict[str, Any]] = []
         #: Whether the change made tasks runnable now (idle workers are woken).
         self.wakes = False
@@ -127,9 +128,16 @@ class Change:
             self.task_outbox.append(entry)
 
     def emit(
-        self, name: str, kind: str, row: Mapping[str, Any], *, success: bool | None = None
+        self,
+        name: str,
+        kind: str,
+        row: Mapping[str, Any],
+        *,
+        success: bool | None = None,
+        task_id: str | None = None,
     ) -> None:
-        """Record webhook event ``name`` about ``row`` (an asset row, as it is now)."""
+        """Record webhook event ``name`` about ``row`` (an asset row, as it is now); ``task_id``
+        names the task whose change caused it (its page lists the event's deliveries)."""
         plain = {
             key: json.loads(value) if key in _JSON_COLUMNS and isinstance(value, str) else value
             for key, value in row.items()
@@ -137,7 +145,10 @@ class Change:
         payload: dict[str, Any] = {"kind": kind, "row": plain}
         if success is not None:
             payload["success"] = success
-        self.outbox.append({"project_id": str(row["project_id"]), "name": name, "payload": payload})
+        entry = {"project_id": str(row["project_id"]), "name": name, "payload": payload}
+        if task_id is not None:
+            entry["task_id"] = task_id
+        self.outbox.append(entry)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -157,6 +168,19 @@ def _needs_follow_up(row: Mapping[str, Any]) -> bool:
     """Whether a task's transition also moves an asset (its output, or the one it exports)."""
     return row["output_asset_id"] is not None or (
         row["type"] == tasks.TaskType.EXPORT and row["input_asset_id"] is not None
+    )
+
+
+def _event_from_row(row: Mapping[str, Any]) -> tasks.TaskEvent:
+    return tasks.TaskEvent(
+        id=row["id"],
+        task_id=row["task_id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        phase=tasks.Phase(row["phase"]),
+        progress=row["progress"],
+        at=from_ms(row["at"]),
+        data=load_json(row["data"]),
     )
 
 
@@ -289,13 +313,14 @@ class SqlTaskStore(
             },
         )
         if changed is not None:
-            self._emit_asset(tx, changed)
+            self._emit_asset(tx, changed, task.id)
 
-    def _emit_asset(self, tx: Change, row: Mapping[str, Any]) -> None:
-        tx.emit("asset.updated", "asset", row)
+    def _emit_asset(self, tx: Change, row: Mapping[str, Any], task_id: str) -> None:
+        """The webhook events of an asset that the change of task ``task_id`` moved."""
+        tx.emit("asset.updated", "asset", row, task_id=task_id)
         phase = row["phase"]
         if phase in ("ready", "failed"):
-            tx.emit(f"asset.{phase}", "asset", row)
+            tx.emit(f"asset.{phase}", "asset", row, task_id=task_id)
 
     async def _guarded(
         self,
@@ -474,8 +499,9 @@ class SqlTaskStore(
             },
         )
         assert row is not None
-        tx.emit("asset.created", "asset", row)
-        return asset_from_row(row), await self._insert_task(tx, task, now_ms)
+        created = await self._insert_task(tx, task, now_ms)
+        tx.emit("asset.created", "asset", row, task_id=created.id)
+        return asset_from_row(row), created
 
     async def schedule(self, task_id: str, *, now: datetime | None = None) -> tasks.Task:
         now_ms = to_ms(_now(now))
@@ -564,19 +590,35 @@ class SqlTaskStore(
     ) -> list[tasks.TaskEvent]:
         params = {"task_id": task_id, "after_id": after_id, "limit": limit}
         found = await self._read(lambda tx: tx.rows(self.queries["list_events"], params))
-        return [
-            tasks.TaskEvent(
-                id=row["id"],
-                task_id=row["task_id"],
-                project_id=row["project_id"],
-                name=row["name"],
-                phase=tasks.Phase(row["phase"]),
-                progress=row["progress"],
-                at=from_ms(row["at"]),
-                data=load_json(row["data"]),
-            )
-            for row in found
-        ]
+        return [_event_from_row(row) for row in found]
+
+    async def list_project_events(
+        self, project_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[tasks.TaskEvent]:
+        params = {"project_id": project_id, "after_id": after_id, "limit": limit}
+        found = await self._read(lambda tx: tx.rows(self.queries["list_project_events"], params))
+        return [_event_from_row(row) for row in found]
+
+    async def last_event_id(self, project_id: str) -> int:
+        params = {"project_id": project_id}
+        row = await self._read(lambda tx: self._one(tx, "last_event_id", params))
+        return int(row["n"]) if row is not None else 0
+
+    async def count_tasks_by_phase(
+        self, project_id: str, *, types: Sequence[str] = ()
+    ) -> Mapping[tasks.Phase, int]:
+        params: dict[str, Any] = {"project_id": project_id}
+        sql = self.queries["count_project_tasks"]
+        if types:
+            marks = []
+            for i, task_type in enumerate(types):
+                params[f"t{i}"] = task_type
+                marks.append(self._placeholder(f"t{i}"))
+            sql = sql.replace("1 = 1", f"type IN ({', '.join(marks)})")
+        found = await self._read(lambda tx: tx.rows(sql, params))
+        counts = dict.fromkeys(tasks.Phase, 0)
+        counts.update({tasks.Phase(row["phase"]): int(row["n"]) for row in found})
+        return counts
 
     async def count_tasks(self, phase: tasks.Phase | None = None) -> int:
         params = {"phase": None if phase is None else str(phase)}
@@ -736,7 +778,7 @@ class SqlTaskStore(
                         {"id": task.output_asset_id, "progress": task.progress, "now": now_ms},
                     )
                     if changed is not None and announce:
-                        self._emit_asset(tx, changed)
+                        self._emit_asset(tx, changed, task.id)
             return task
 
         return await self._change(run)
@@ -773,7 +815,7 @@ class SqlTaskStore(
                     },
                 )
                 if changed is not None:
-                    self._emit_asset(tx, changed)
+                    self._emit_asset(tx, changed, task.id)
                     await self._export_when_ready(tx, changed, task, now_ms)
         return [row["id"] for row in found]
 
@@ -1072,6 +1114,10 @@ class SqlTaskStore(
                 current = await self._one(tx, "get_task", {"id": task_id, "project_id": project_id})
                 if current is None:
                     raise errors.NotFound("task not found")
+                if current["phase"] in (tasks.Phase.FAILED, tasks.Phase.CANCELLED):
+                    raise errors.InvalidTransition(
+                        "the asset of this task was deleted: the task cannot run again"
+                    )
                 raise errors.InvalidTransition("task is not in a retryable state")
             task = task_from_row(row)
             tx.event(task.id, "retry")

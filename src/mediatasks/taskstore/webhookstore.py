@@ -355,6 +355,35 @@ class WebhookRows(abc.ABC):
             raise errors.NotFound("webhook log entry not found")
         return self._log(row)
 
+    async def list_task_deliveries(
+        self, task_id: str, project_id: str, *, limit: int = 200
+    ) -> list[base.TaskDelivery]:
+        params = {"task_id": task_id, "project_id": project_id, "limit": limit}
+        found = await self._read(lambda tx: tx.rows(self.queries["task_deliveries"], params))
+        return [self._task_delivery(row) for row in found]
+
+    @staticmethod
+    def _task_delivery(row: Mapping[str, Any]) -> base.TaskDelivery:
+        last = row["last_response"]
+        response = {} if last is None else load_json(last)
+        status = response.get("status")
+        error = response.get("error")
+        return base.TaskDelivery(
+            id=row["id"],
+            webhook_id=row["webhook_id"],
+            webhook_name=row["webhook_name"],
+            webhook_url=row["webhook_url"],
+            event_id=row["event_id"],
+            event=row["event"],
+            event_at=maybe_from_ms(row["event_at"]) or datetime.now(UTC),
+            state=row["state"],
+            attempts=row["attempts"],
+            updated_at=maybe_from_ms(row["updated_at"]) or datetime.now(UTC),
+            last_status=status if isinstance(status, int) else None,
+            last_error=error if isinstance(error, str) else None,
+            last_attempt_at=maybe_from_ms(row["last_attempt_at"]),
+        )
+
     async def resend(
         self,
         webhook_id: str,

@@ -37,6 +37,7 @@ __all__ = [
     "check_csrf",
     "create_router",
     "current_session",
+    "still_live",
 ]
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,14 @@ async def optional_session(request: Request) -> Session | None:
             session = None
     request.scope["mediatasks.session"] = session
     return session
+
+
+async def still_live(request: Request) -> bool:
+    """Whether the request's session lives still (read again, not from the request's cache):
+    for a long request, such as a live stream, that must end when its key is revoked or its
+    session expires."""
+    request.scope.pop("mediatasks.session", None)
+    return await optional_session(request) is not None
 
 
 async def current_session(request: Request) -> Session:

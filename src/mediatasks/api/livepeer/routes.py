@@ -126,7 +126,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     @router.post("/task/{task_id}/retry")
     async def retry_task(task_id: str, project: Project) -> dict[str, Any]:
         await views.visible_task(runtime, task_id, project)
-        task = await runtime.store.retry(task_id, project)
+        task = await service.retry_task(runtime.store, task_id, project)
         return {"id": task.id}
 
     @router.post("/task/{task_id}/cancel")

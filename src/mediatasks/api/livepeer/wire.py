@@ -123,11 +123,7 @@ def public_params(task: tasks.Task) -> dict[str, Any]:
 
 def eta(task: tasks.Task, now: datetime) -> datetime | None:
     """When a running task should finish, from the rate of its progress so far."""
-    progress = task.progress or 0.0
-    if task.phase is not tasks.Phase.RUNNING or task.started_at is None or progress < 0.01:
-        return None
-    elapsed = now - task.started_at
-    return task.started_at + elapsed / progress
+    return tasks.eta(task, now)
 
 
 def task_json(

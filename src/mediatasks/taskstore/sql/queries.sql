@@ -52,6 +52,19 @@ WHERE id = :id AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_i
 -- A task's events after :after_id, oldest first.
 SELECT * FROM task_events WHERE task_id = :task_id AND id > :after_id ORDER BY id LIMIT :limit;
 
+-- name: list_project_events
+-- The events of a project's tasks after :after_id, oldest first (a dashboard follows them).
+SELECT * FROM task_events WHERE project_id = :project_id AND id > :after_id ORDER BY id
+LIMIT :limit;
+
+-- name: last_event_id
+-- The id of a project's latest task event (0 without one): where following it starts.
+SELECT COALESCE(max(id), 0) AS n FROM task_events WHERE project_id = :project_id;
+
+-- name: count_project_tasks
+-- A project's tasks by phase; the caller may replace "1 = 1" with a condition on their type.
+SELECT phase, count(*) AS n FROM tasks WHERE project_id = :project_id AND 1 = 1 GROUP BY phase;
+
 -- name: schedule
 -- pending -> waiting: the task's input is complete.
 UPDATE tasks SET phase = 'waiting', scheduled_at = :now, run_at = :now, updated_at = :now
@@ -123,12 +136,17 @@ WHERE id = :id AND phase IN ('pending', 'waiting', 'running')
 RETURNING *;
 
 -- name: retry
--- failed|cancelled -> waiting with the retry count reset: a manual retry.
+-- failed|cancelled -> waiting with the retry count reset: a manual retry.  Not for a task whose
+-- asset (the one it fills or the one it reads) is deleted: that asset never comes back.
 UPDATE tasks
 SET phase = 'waiting', retries = 0, rescues = 0, error_message = NULL, output = NULL,
     progress = NULL, scheduled_at = :now, run_at = :now, updated_at = :now
 WHERE id = :id AND phase IN ('failed', 'cancelled')
   AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM assets AS a
+    WHERE a.id IN (tasks.output_asset_id, tasks.input_asset_id)
+      AND a.phase IN ('deleting', 'deleted'))
 RETURNING *;
 
 -- name: count_tasks

@@ -85,3 +85,19 @@ SELECT * FROM webhook_log WHERE id = :id AND webhook_id = :webhook_id AND projec
 -- How many runnable tasks are ahead of a waiting one, plus one.
 SELECT count(*) + 1 AS n FROM tasks
 WHERE phase = 'waiting' AND (run_at < :run_at OR (run_at = :run_at AND id < :id));
+
+-- name: task_deliveries
+-- The deliveries of the webhook events a task caused, oldest event first, each with its last
+-- attempt's answer.
+SELECT d.id, d.webhook_id, w.name AS webhook_name, w.url AS webhook_url, d.event_id,
+       e.name AS event, e.created_at AS event_at, d.state, d.attempts, d.updated_at,
+       (SELECT l.response FROM webhook_log AS l WHERE l.delivery_id = d.id
+        ORDER BY l.created_at DESC, l.id DESC LIMIT 1) AS last_response,
+       (SELECT max(l.created_at) FROM webhook_log AS l WHERE l.delivery_id = d.id)
+           AS last_attempt_at
+FROM webhook_events AS e
+JOIN webhook_deliveries AS d ON d.event_id = e.id
+JOIN webhooks AS w ON w.id = d.webhook_id
+WHERE e.task_id = :task_id AND e.project_id = :project_id
+ORDER BY e.created_at, d.created_at, e.id, d.id
+LIMIT :limit;

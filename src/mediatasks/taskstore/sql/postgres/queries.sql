@@ -44,9 +44,9 @@ WITH picked AS (
            jsonb_build_object('worker', worker_id, 'attempt', attempt)
     FROM claimed ORDER BY run_at, id
 ), task_outbox AS (
-    INSERT INTO webhook_events (id, project_id, name, payload, created_at)
+    INSERT INTO webhook_events (id, project_id, name, payload, created_at, task_id)
     SELECT gen_random_uuid()::text, c.project_id, n.name,
-           jsonb_build_object('kind', 'task', 'row', to_jsonb(c)), :now
+           jsonb_build_object('kind', 'task', 'row', to_jsonb(c)), :now, c.id
     FROM claimed AS c
     CROSS JOIN jsonb_array_elements_text(CAST(:task_outbox AS jsonb)) AS n(name)
     WHERE EXISTS (
@@ -141,11 +141,11 @@ WITH events AS (
     WHERE t.id = ANY (ARRAY(SELECT jsonb_array_elements(CAST(:events AS jsonb)) ->> 'task_id'))
     ORDER BY e.ord
 ), task_outbox AS (
-    INSERT INTO webhook_events (id, project_id, name, payload, created_at)
+    INSERT INTO webhook_events (id, project_id, name, payload, created_at, task_id)
     SELECT gen_random_uuid()::text, t.project_id, e.value ->> 'name',
            jsonb_build_object('kind', 'task', 'row', to_jsonb(t))
                || (e.value - 'task_id' - 'name'),
-           :now
+           :now, t.id
     FROM jsonb_array_elements(CAST(:task_outbox AS jsonb)) WITH ORDINALITY AS e(value, ord)
     JOIN tasks AS t ON t.id = e.value ->> 'task_id'
     WHERE t.id = ANY (ARRAY(SELECT jsonb_array_elements(CAST(:task_outbox AS jsonb)) ->> 'task_id'))
@@ -155,9 +155,9 @@ WITH events AS (
           AND w.events ? (e.value ->> 'name'))
     ORDER BY e.ord
 ), outbox AS (
-    INSERT INTO webhook_events (id, project_id, name, payload, created_at)
+    INSERT INTO webhook_events (id, project_id, name, payload, created_at, task_id)
     SELECT gen_random_uuid()::text, e.value ->> 'project_id', e.value ->> 'name',
-           e.value -> 'payload', :now
+           e.value -> 'payload', :now, e.value ->> 'task_id'
     FROM jsonb_array_elements(CAST(:outbox AS jsonb)) WITH ORDINALITY AS e(value, ord)
     WHERE EXISTS (
         SELECT 1 FROM webhooks AS w

@@ -69,7 +69,7 @@ ORDER BY e.key;
 -- name: insert_task_outbox
 -- Webhook events about tasks (:task_outbox, a JSON array of {task_id, name, success?}) that a live
 -- webhook of the task's project subscribes to; the payload is the task's row.
-INSERT INTO webhook_events (id, project_id, name, payload, created_at)
+INSERT INTO webhook_events (id, project_id, name, payload, created_at, task_id)
 SELECT gen_random_uuid(), t.project_id, json_extract(e.value, '$.name'),
        json_patch(
            json_object('kind', 'task', 'row', json_object(
@@ -97,7 +97,7 @@ SELECT gen_random_uuid(), t.project_id, json_extract(e.value, '$.name'),
         'worker_id', t.worker_id
            )),
            json_remove(e.value, '$.task_id', '$.name')),
-       :now
+       :now, t.id
 FROM json_each(:task_outbox) AS e
 JOIN tasks AS t ON t.id = json_extract(e.value, '$.task_id')
 WHERE EXISTS (
@@ -109,9 +109,9 @@ ORDER BY e.key;
 -- name: insert_outbox
 -- Webhook events with their payload (:outbox, a JSON array of {project_id, name, payload}) that a
 -- live webhook of their project subscribes to.
-INSERT INTO webhook_events (id, project_id, name, payload, created_at)
+INSERT INTO webhook_events (id, project_id, name, payload, created_at, task_id)
 SELECT gen_random_uuid(), json_extract(e.value, '$.project_id'), json_extract(e.value, '$.name'),
-       json_extract(e.value, '$.payload'), :now
+       json_extract(e.value, '$.payload'), :now, json_extract(e.value, '$.task_id')
 FROM json_each(:outbox) AS e
 WHERE EXISTS (
     SELECT 1 FROM webhooks AS w, json_each(w.events) AS subscribed
