@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from mediatasks import errors
+from mediatasks.api import docs
 from mediatasks.api.flat import body, links, scores, tasks, wire
 from mediatasks.api.flat.auth import FlatError
 from mediatasks.api.runtime import Runtime
@@ -97,7 +98,10 @@ def create_flat_app(runtime: Runtime) -> FastAPI:
             "`parts` of scores and revisions are additions of this service."
         ),
         version="2.0.0",
+        docs_url=None,  # docs.add_pages: the same pages, served offline
+        redoc_url=None,
     )
+    docs.add_pages(app, title=app.title, openapi_url="/openapi.json")
     _install_error_handlers(app)
     app.state.runtime = runtime
     app.state.signer = links.Signer(links.secret_key(runtime.settings))
