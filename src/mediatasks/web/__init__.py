@@ -27,6 +27,7 @@ from mediatasks.api.runtime import Runtime
 from mediatasks.web import files as files
 from mediatasks.web import overview as overview
 from mediatasks.web import session as session
+from mediatasks.web import webhooks as webhooks
 
 __all__ = ["create_web_router"]
 
@@ -35,6 +36,7 @@ _AREAS = (
     session,
     files,
     overview,
+    webhooks,
 )
 
 
