@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends
 from mediatasks.api.runtime import Runtime
 from mediatasks.web import files as files
 from mediatasks.web import overview as overview
+from mediatasks.web import scores as scores
 from mediatasks.web import session as session
 from mediatasks.web import webhooks as webhooks
 
@@ -37,6 +38,7 @@ _AREAS = (
     files,
     overview,
     webhooks,
+    scores,
 )
 
 
