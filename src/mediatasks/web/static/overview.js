@@ -51,9 +51,19 @@
     }
   }
 
+  // The numbers per minute stay open (or closed) across the live refreshes.
+  var numbersOpen = false;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail || !event.detail.target || event.detail.target.id !== "overview-live") return;
+    var details = document.getElementById("throughput-numbers");
+    numbersOpen = !!(details && details.open);
+  });
   document.addEventListener("DOMContentLoaded", draw);
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail && event.detail.target && event.detail.target.id === "overview-live") draw();
+    if (!event.detail || !event.detail.target || event.detail.target.id !== "overview-live") return;
+    var details = document.getElementById("throughput-numbers");
+    if (details && numbersOpen) details.open = true;
+    draw();
   });
   if (document.readyState !== "loading") draw();
 })();
