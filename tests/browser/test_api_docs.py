@@ -80,7 +80,7 @@ def test_docs_show_every_operation_of_both_dialects_offline(
     assert page.get_by_role("heading", name="Flat (/v2)").is_visible()
     assert page.locator(".errors-wrapper").count() == 0  # the document resolved, no error box
     screenshot(page, "api-docs")
-    assert_accessible(page)
+    assert_accessible(page)  # Swagger UI's own markup has minor findings (contrast, landmarks)
     assert refused == []
 
 
