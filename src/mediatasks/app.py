@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediatasks import __version__, blobstore, health, taskstore, telemetry, web
 from mediatasks import settings as settings_module
-from mediatasks.api import media
+from mediatasks.api import docs, media
 from mediatasks.api.flat.routes import create_flat_app
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
@@ -77,7 +77,14 @@ def create_app(
                 await opened.blobs.close()
                 await opened.store.close()
 
-    app = FastAPI(title="mediatasks", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="mediatasks",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,  # docs.install serves /openapi.json and /docs, offline
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = opened
     app.add_middleware(telemetry.HttpMetrics)
     app.include_router(health.router)
@@ -107,8 +114,19 @@ def create_app(
         return Response(await telemetry.render(depth), media_type=telemetry.CONTENT_TYPE)
 
     app.include_router(media.create_media_router(opened))
-    app.mount("/api", create_livepeer_app(opened))
-    app.mount("/v2", create_flat_app(opened))
+    livepeer = create_livepeer_app(opened)
+    flat = create_flat_app(opened)
+    app.mount("/api", livepeer)
+    app.mount("/v2", flat)
+    docs.install(
+        app,
+        [
+            docs.Dialect(
+                prefix="/api", app=livepeer, tag="Livepeer Studio (/api)", slug="Livepeer"
+            ),
+            docs.Dialect(prefix="/v2", app=flat, tag="Flat (/v2)", slug="Flat"),
+        ],
+    )
     app.include_router(web.create_web_router(opened))
 
     return app

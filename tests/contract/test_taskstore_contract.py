@@ -629,6 +629,9 @@ async def test_deliveries_are_locked_and_retried(store: taskstore.TaskStore) -> 
     assert await store.claim_deliveries(limit=10, lock_s=60, now=later) == []
     log = await store.list_webhook_log(hook.id, project)
     assert [e.success for e in log] == [True, False]
+    assert await store.list_webhook_log(hook.id, project, success=True) == log[:1]
+    assert await store.list_webhook_log(hook.id, project, success=False) == log[1:]
+    assert await store.list_webhook_log(hook.id, "another-project", success=False) == []
     assert (await store.get_webhook(hook.id, project)).last_failure is not None
     assert await store.list_webhook_log(hook.id, "another-project") == []
 

@@ -98,6 +98,21 @@ class Library:
             raise errors.NotFound(f"score {score_id!r} not found")
         return found
 
+    async def list(self, project_id: str) -> list[score_module.Score]:
+        """Every score of ``project_id``, newest first."""
+        keys = await self._blobs.list_keys(f"scores/{project_id}/")
+        found = []
+        for key in keys:
+            folder, _, name = key.rpartition("/")
+            score_id = folder.rpartition("/")[2]
+            if name == "score.json" and folder == score_prefix(project_id, score_id):
+                try:
+                    found.append(await self.get(project_id, score_id))
+                except errors.NotFound:  # removed meanwhile
+                    continue
+        found.sort(key=lambda owner: (owner.created_at, owner.id), reverse=True)
+        return found
+
     async def playable(self, owner: score_module.Score, revision: score_module.Revision) -> bytes:
         """What rendering reads: the normalized MusicXML, or the MIDI file."""
         name = revision.source_name if revision.is_midi else PLAYABLE_MUSICXML

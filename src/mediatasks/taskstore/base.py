@@ -668,8 +668,17 @@ class TaskStore(Protocol):
         ...
 
     async def list_webhook_log(
-        self, webhook_id: str, project_id: str, *, limit: int = 20, offset: int = 0
-    ) -> list[WebhookLogEntry]: ...
+        self,
+        webhook_id: str,
+        project_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        success: bool | None = None,
+    ) -> list[WebhookLogEntry]:
+        """A webhook's delivery attempts, newest first; only those that succeeded (``True``) or
+        failed (``False``) when ``success`` is given."""
+        ...
 
     async def get_webhook_log(
         self, webhook_id: str, log_id: str, project_id: str

@@ -335,15 +335,25 @@ class WebhookRows(abc.ABC):
         return await self._write(run)
 
     async def list_webhook_log(
-        self, webhook_id: str, project_id: str, *, limit: int = 20, offset: int = 0
+        self,
+        webhook_id: str,
+        project_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        success: bool | None = None,
     ) -> list[base.WebhookLogEntry]:
-        params = {
+        params: dict[str, Any] = {
             "webhook_id": webhook_id,
             "project_id": project_id,
             "limit": limit,
             "offset": offset,
         }
-        found = await self._read(lambda tx: tx.rows(self.queries["list_webhook_log"], params))
+        name = "list_webhook_log"
+        if success is not None:
+            name = "list_webhook_log_by_outcome"
+            params["success"] = success
+        found = await self._read(lambda tx: tx.rows(self.queries[name], params))
         return [self._log(row) for row in found]
 
     async def get_webhook_log(

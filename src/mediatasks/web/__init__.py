@@ -26,8 +26,10 @@ from fastapi import APIRouter, Depends
 from mediatasks.api.runtime import Runtime
 from mediatasks.web import files as files
 from mediatasks.web import overview as overview
+from mediatasks.web import scores as scores
 from mediatasks.web import session as session
 from mediatasks.web import tasks as tasks
+from mediatasks.web import webhooks as webhooks
 
 __all__ = ["create_web_router"]
 
@@ -37,6 +39,8 @@ _AREAS = (
     files,
     overview,
     tasks,
+    webhooks,
+    scores,
 )
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from mediatasks import errors, service, tasks
+from mediatasks.api import docs
 from mediatasks.api.livepeer import (
     access_control,
     events,
@@ -93,7 +94,10 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
             "addition of this service."
         ),
         version="1.0.0",
+        docs_url=None,  # docs.add_pages: the same pages, served offline
+        redoc_url=None,
     )
+    docs.add_pages(app, title=app.title, openapi_url="/openapi.json")
     _install_error_handlers(app)
 
     app.state.runtime = runtime

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from mediatasks import fetch, taskstore
+from mediatasks import taskstore
 from mediatasks.api.livepeer import schemas, wire
 from mediatasks.api.livepeer.auth import Project, runtime_of
 from mediatasks.api.runtime import Runtime
-from mediatasks.webhooks import sender
+from mediatasks.webhooks import service as webhooks_service
 
 __all__ = ["router"]
 
@@ -67,11 +67,6 @@ def log_json(entry: taskstore.WebhookLogEntry) -> dict[str, Any]:
     }
 
 
-def _checked(body: schemas.WebhookInput, runtime: Runtime) -> schemas.WebhookInput:
-    fetch.check_url(body.url, allow_private=runtime.settings.allow_private_urls)
-    return body
-
-
 @router.get("/webhook")
 async def list_webhooks(project: Project, runtime: RuntimeDep) -> list[dict[str, Any]]:
     found = await runtime.store.list_webhooks(project, limit=1000)
@@ -82,12 +77,13 @@ async def list_webhooks(project: Project, runtime: RuntimeDep) -> list[dict[str,
 async def create_webhook(
     body: schemas.WebhookInput, project: Project, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    _checked(body, runtime)
-    hook = await runtime.store.create_webhook(
-        project,
+    hook = await webhooks_service.create_webhook(
+        runtime.store,
+        runtime.settings,
+        project_id=project,
         name=body.name,
         url=body.url,
-        events=list(dict.fromkeys(body.events)),
+        events=body.events,
         shared_secret=body.shared_secret,
     )
     return webhook_json(hook)
@@ -102,32 +98,31 @@ async def get_webhook(webhook_id: str, project: Project, runtime: RuntimeDep) ->
 async def update_webhook(
     webhook_id: str, body: schemas.WebhookInput, project: Project, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    _checked(body, runtime)
-    hook = await runtime.store.update_webhook(
+    hook = await webhooks_service.update_webhook(
+        runtime.store,
+        runtime.settings,
         webhook_id,
-        project,
+        project_id=project,
         name=body.name,
         url=body.url,
-        events=list(dict.fromkeys(body.events)),
+        events=body.events,
         shared_secret=body.shared_secret,
     )
-
     return webhook_json(hook)
 
 
 @router.delete("/webhook/{webhook_id}")
 async def delete_webhook(webhook_id: str, project: Project, runtime: RuntimeDep) -> dict[str, Any]:
-    return webhook_json(await runtime.store.delete_webhook(webhook_id, project))
+    return webhook_json(await webhooks_service.delete_webhook(runtime.store, webhook_id, project))
 
 
 @router.get("/webhook/{webhook_id}/log")
 async def webhook_log(
     webhook_id: str, request: Request, project: Project, runtime: RuntimeDep
 ) -> list[dict[str, Any]]:
-    await runtime.store.get_webhook(webhook_id, project)
     limit = request.query_params.get("limit", "")
-    entries = await runtime.store.list_webhook_log(
-        webhook_id, project, limit=min(int(limit), 1000) if limit.isdigit() else 20
+    entries = await webhooks_service.delivery_log(
+        runtime.store, webhook_id, project, limit=min(int(limit), 1000) if limit.isdigit() else 20
     )
     return [log_json(entry) for entry in entries]
 
@@ -144,9 +139,7 @@ async def resend(
     webhook_id: str, log_id: str, project: Project, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Send the event of a logged attempt again, now; answer with the new attempt."""
-    hooks = sender.Sender(runtime.settings, runtime.store)
-    try:
-        delivery = await runtime.store.resend(webhook_id, log_id, project, lock_s=hooks.lock_s)
-        return log_json(await hooks.attempt(delivery))
-    finally:
-        await hooks.close()
+    entry = await webhooks_service.resend(
+        runtime.store, runtime.settings, webhook_id, log_id, project
+    )
+    return log_json(entry)

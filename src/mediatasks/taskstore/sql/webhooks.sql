@@ -77,6 +77,12 @@ WHERE id = :id;
 SELECT * FROM webhook_log WHERE webhook_id = :webhook_id AND project_id = :project_id
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
+-- name: list_webhook_log_by_outcome
+-- A webhook's delivery attempts that succeeded (or failed), newest first.
+SELECT * FROM webhook_log
+WHERE webhook_id = :webhook_id AND project_id = :project_id AND success = :success
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
 -- name: get_webhook_log
 -- One delivery attempt.
 SELECT * FROM webhook_log WHERE id = :id AND webhook_id = :webhook_id AND project_id = :project_id;
