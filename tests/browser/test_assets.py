@@ -1,0 +1,430 @@
+"""The Assets pages in a real browser against a real ``mediatasks serve``: an upload from the page
+through tus with its progress, the task followed live, playback through hls.js, an upload that
+resumes after a dropped connection, an import by URL, a jwt asset, deletion, and another
+project's asset."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests import mediagen, processes
+from tests.browser.conftest import Key, sign_in
+
+pytestmark = pytest.mark.slow
+
+#: Long enough for a 5 s clip to be transcoded on a busy 2-core machine.
+READY_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 5 s video with sound."""
+    folder = tmp_path_factory.mktemp("assets-media")
+    return mediagen.make_video(folder / "five-seconds.mp4", seconds=5, width=640, height=360)
+
+
+@pytest.fixture(scope="module")
+def media_server(video: Path) -> Iterator[str]:
+    """A loopback file server holding the generated video."""
+    with processes.file_server(video.parent) as base:
+        yield base
+
+
+def _api(server: processes.Server, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server.base_url}/api", headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+def _wait_ready(server: processes.Server, key: str, asset_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_TIMEOUT_MS / 1000
+    with _api(server, key) as api:
+        while time.monotonic() < deadline:
+            asset: dict[str, Any] = api.get(f"/asset/{asset_id}").json()
+            phase = asset["status"]["phase"]
+            assert phase != "failed", asset
+            if phase == "ready":
+                return asset
+            time.sleep(0.2)
+    raise AssertionError(f"asset {asset_id} not ready in time")
+
+
+def _record_phases(page: Any) -> None:
+    """Keep, in the page, every task phase and upload percentage the page shows, in order
+    (a page reload would lose them)."""
+    page.evaluate(
+        """() => {
+          window.seenPhases = [];
+          window.seenPercents = [];
+          const look = () => {
+            const badge = document.querySelector('#upload-area [data-task-phase]');
+            if (badge && window.seenPhases.at(-1) !== badge.dataset.taskPhase) {
+              window.seenPhases.push(badge.dataset.taskPhase);
+            }
+            const panel = document.querySelector('#upload-area [data-upload-percent]');
+            if (panel && window.seenPercents.at(-1) !== panel.dataset.uploadPercent) {
+              window.seenPercents.push(panel.dataset.uploadPercent);
+            }
+          };
+          new MutationObserver(look).observe(document.body,
+            {subtree: true, childList: true, attributes: true});
+        }"""
+    )
+
+
+def _upload_from_page(page: Any, video: Path, name: str) -> str:
+    """Choose ``video`` on /assets/new and start its upload; the new asset's id."""
+    page.get_by_label("Video file").set_input_files(str(video))
+    page.get_by_label("Name").first.fill(name)
+    page.get_by_role("button", name="Upload").click()
+    panel = page.locator("#upload-area [data-asset-id]")
+    panel.wait_for()
+    asset_id: str = panel.get_attribute("data-asset-id")
+    return asset_id
+
+
+def _wait_playing(page: Any) -> None:
+    """Start the page's player (muted, as a browser allows without a gesture) and wait until
+    it has played past 1 s, failing on any media error."""
+    page.wait_for_function(
+        "() => { const v = document.getElementById('player');"
+        " return v && !v.hidden && v.readyState >= 1 || (v && v.dataset.playerError); }",
+        timeout=30_000,
+    )
+    page.evaluate(
+        "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
+    )
+    page.wait_for_function(
+        "() => { const v = document.getElementById('player');"
+        " return v.currentTime > 1 || v.error || v.dataset.playerError; }",
+        timeout=30_000,
+    )
+    state = page.evaluate(
+        "() => { const v = document.getElementById('player'); return {time: v.currentTime,"
+        " error: v.error && v.error.code, message: v.dataset.playerError || null}; }"
+    )
+    assert state["error"] is None and state["message"] is None, state
+    assert state["time"] > 1
+
+
+def test_upload_from_the_page_shows_progress_until_ready_and_plays(
+    signed_in: Any,
+    server: processes.Server,
+    video: Path,
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    page = signed_in
+    page.goto("/assets/new")
+    screenshot(page, "assets-new")
+    assert_accessible(page)
+    _record_phases(page)
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    asset_id = _upload_from_page(page, video, "uploaded from the page")
+
+    page.wait_for_function(
+        "() => (window.seenPhases || []).includes('completed')", timeout=READY_TIMEOUT_MS
+    )
+    assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
+    percents = [int(p) for p in page.evaluate("() => window.seenPercents")]
+    assert percents[-1] == 100 and percents == sorted(percents), percents
+    bar = page.locator("#upload-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(video.stat().st_size)
+    assert "(100 %)" in page.locator("[data-upload-figures]").inner_text()
+    phases = page.evaluate("() => window.seenPhases")
+    assert "running" in phases, phases
+    assert phases.index("running") < phases.index("completed"), phases
+    status = page.locator(f"#asset-status-{asset_id} [data-asset-phase]")
+    assert status.get_attribute("data-asset-phase") == "ready"
+    screenshot(page, "assets-new-uploaded")
+
+    page.get_by_role("link", name="uploaded from the page").first.click()
+    page.wait_for_url(f"**/assets/{asset_id}")
+    _wait_playing(page)
+    # The MP4 renditions of the ladder, each with a working download link.
+    links = page.get_by_role("link", name=re.compile(r"^Download MP4"))
+    assert links.count() >= 1
+    for href in links.evaluate_all("links => links.map(l => l.href)"):
+        head = httpx.head(href)
+        assert head.status_code == 200 and head.headers["content-type"] == "video/mp4"
+    source = page.get_by_role("link", name=re.compile(r"^Download the source"))
+    assert httpx.get(server.base_url + source.get_attribute("href")).content == (video.read_bytes())
+    made_by = page.locator("a[href^='/tasks/']")
+    assert made_by.count() >= 1
+    page.evaluate("() => document.getElementById('player').pause()")
+    screenshot(page, "asset")
+    assert_accessible(page)
+
+    page.goto("/assets")
+    row = page.locator(f"tr[data-asset-id='{asset_id}']")
+    assert "uploaded from the page" in row.inner_text()
+    assert row.locator("[data-asset-phase]").get_attribute("data-asset-phase") == "ready"
+    assert "0:05" in row.inner_text()
+    screenshot(page, "assets")
+    assert_accessible(page)
+
+
+def test_upload_resumes_by_itself_after_a_dropped_connection(
+    signed_in: Any, server: processes.Server, video: Path
+) -> None:
+    page = signed_in
+    page.goto("/assets/new")
+    chunk = 64 * 1024
+    assert video.stat().st_size > 3 * chunk
+    # Small pieces, so that this small file takes several PATCH requests.
+    page.evaluate(
+        f"() => {{ document.getElementById('upload-form').dataset.chunkBytes = {chunk}; }}"
+    )
+    seen: list[tuple[str, str | None]] = []
+
+    def tus(route: Any) -> None:
+        request = route.request
+        seen.append((request.method, request.headers.get("upload-offset")))
+        patches = [offset for method, offset in seen if method == "PATCH"]
+        if request.method == "PATCH" and len(patches) == 2:
+            route.abort("connectionreset")  # the second piece never arrives
+            return
+        route.continue_()
+
+    page.route(re.compile(r"/api/asset/upload/tus/"), tus)
+    asset_id = _upload_from_page(page, video, "resumed upload")
+    page.wait_for_function(
+        "() => document.querySelector('[data-upload-state]')?.dataset.uploadState === 'done'"
+        " || document.querySelector('[data-upload-state]')?.dataset.uploadState === 'failed'",
+        timeout=60_000,
+    )
+    panel = page.locator("#upload-area [data-asset-id]")
+    assert panel.get_attribute("data-upload-state") == "done"
+    assert panel.get_attribute("data-retries") == "1"
+    patches = [(i, offset) for i, (method, offset) in enumerate(seen) if method == "PATCH"]
+    cut_at, cut_offset = patches[1]
+    assert cut_offset == str(chunk)
+    # After the cut: a HEAD asks the server where it stands, then the piece is sent again.
+    assert seen[cut_at + 1] == ("HEAD", None), seen
+    assert patches[2][1] == cut_offset, seen
+    asset = _wait_ready(server, server.key, asset_id)
+    assert asset["size"] == video.stat().st_size
+    assert httpx.get(asset["downloadUrl"]).content == video.read_bytes()
+
+
+def test_import_by_url_follows_the_task_until_ready(
+    signed_in: Any,
+    server: processes.Server,
+    media_server: str,
+    video: Path,
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    page = signed_in
+    page.goto("/assets/new")
+    page.get_by_label("Video URL").fill("file:///etc/passwd")
+    page.get_by_role("button", name="Import").click()
+    alert = page.get_by_role("alert")
+    assert "cannot be imported" in alert.inner_text()
+    screenshot(page, "assets-new-refused-url")
+    assert_accessible(page)
+
+    page.get_by_label("Video URL").fill(f"{media_server}/{video.name}")
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r"/assets/[0-9a-f-]{36}$"))
+    asset_id = page.url.rsplit("/", 1)[1]
+    assert page.get_by_role("heading", level=1).inner_text() == video.name
+    status = page.locator(f"#asset-status-{asset_id} [data-asset-phase]")
+    status.and_(page.locator("[data-asset-phase='ready']")).wait_for(timeout=READY_TIMEOUT_MS)
+    assert f"imported from {media_server}/{video.name}" in page.inner_text("main")
+    page.reload()
+    _wait_playing(page)
+
+
+def test_a_jwt_asset_plays_only_with_a_signed_token(
+    signed_in: Any,
+    server: processes.Server,
+    media_server: str,
+    video: Path,
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    with _api(server, server.key) as api:
+        created = api.post(
+            "/asset/upload/url",
+            json={
+                "name": "gated",
+                "url": f"{media_server}/{video.name}?gated",
+                "playbackPolicy": {"type": "jwt"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        asset_id = created.json()["asset"]["id"]
+        key = api.post("/access-control/signing-key", json={"name": "browser"}).json()
+    asset = _wait_ready(server, server.key, asset_id)
+    page = signed_in
+    page.goto(f"/assets/{asset_id}")
+    assert "cannot sign a token" in page.locator("#policy-note").inner_text()
+    assert page.locator("#player").is_hidden()
+    screenshot(page, "asset-jwt")
+    assert_accessible(page)
+
+    page.get_by_label("Playback token (JWT)").fill("not-a-token")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => document.getElementById('player').dataset.playerError")
+    assert "refused" in page.locator("#player-message").inner_text()
+
+    import base64
+
+    private = base64.b64decode(key["privateKey"])
+    token = jwt.encode(
+        {
+            "sub": asset["playbackId"],
+            "pub": key["publicKey"],
+            "exp": int((datetime.now(UTC) + timedelta(minutes=10)).timestamp()),
+        },
+        private,
+        algorithm="ES256",
+    )
+    page.get_by_label("Playback token (JWT)").fill(token)
+    page.get_by_role("button", name="Play").click()
+    _wait_playing(page)
+
+
+def test_delete_an_asset_after_confirming(
+    signed_in: Any,
+    server: processes.Server,
+    media_server: str,
+    video: Path,
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    with _api(server, server.key) as api:
+        created = api.post(
+            "/asset/upload/url",
+            json={"name": "to delete", "url": f"{media_server}/{video.name}?delete"},
+        ).json()
+    asset_id = created["asset"]["id"]
+    page = signed_in
+    page.goto(f"/assets/{asset_id}")
+    page.get_by_role("link", name="Delete…").click()
+    page.wait_for_url(f"**/assets/{asset_id}/delete")
+    screenshot(page, "asset-delete")
+    assert_accessible(page)
+    page.get_by_role("button", name="Delete the asset").click()
+    assert "is deleted" in page.get_by_role("status").inner_text()
+    screenshot(page, "asset-deleted")
+    assert_accessible(page)
+    with _api(server, server.key) as api:
+        assert api.get(f"/asset/{asset_id}").status_code == 404
+    answer = page.goto(f"/assets/{asset_id}")
+    assert answer is not None and answer.status == 404
+    page.goto("/assets")
+    assert page.locator(f"tr[data-asset-id='{asset_id}']").count() == 0
+
+
+def test_a_delete_without_the_csrf_token_is_refused(
+    signed_in: Any, server: processes.Server, media_server: str, video: Path
+) -> None:
+    with _api(server, server.key) as api:
+        created = api.post(
+            "/asset/upload/url",
+            json={"name": "kept", "url": f"{media_server}/{video.name}?kept"},
+        ).json()
+    asset_id = created["asset"]["id"]
+    answer = signed_in.request.post(f"/assets/{asset_id}/delete", form={"csrf": "forged"})
+    assert answer.status == 403
+    with _api(server, server.key) as api:
+        assert api.get(f"/asset/{asset_id}").status_code == 200
+
+
+def test_another_projects_asset_is_a_404_page(
+    browser: Any,
+    server: processes.Server,
+    media_server: str,
+    video: Path,
+    new_key: Callable[..., Key],
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    with _api(server, server.key) as api:
+        created = api.post(
+            "/asset/upload/url",
+            json={"name": "first project's", "url": f"{media_server}/{video.name}?other"},
+        ).json()
+    asset_id = created["asset"]["id"]
+    other = new_key(new_project=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, other.secret)
+        for path in (f"/assets/{asset_id}", f"/assets/{asset_id}/delete"):
+            answer = page.goto(path)
+            assert answer is not None and answer.status == 404, path
+            assert "first project's" not in page.content()
+        screenshot(page, "asset-not-found")
+        assert_accessible(page)
+        answer = page.request.post(
+            f"/assets/{asset_id}/delete",
+            form={"csrf": page.locator("input[name=csrf]").first.input_value()},
+        )
+        assert answer.status == 404
+        page.goto("/assets")
+        assert page.locator(f"tr[data-asset-id='{asset_id}']").count() == 0
+        assert "first project's" not in page.content()
+        screenshot(page, "assets-empty")
+        assert_accessible(page)
+    finally:
+        context.close()
+    with _api(server, server.key) as api:
+        assert api.get(f"/asset/{asset_id}").status_code == 200
+
+
+def test_the_list_pages_stably_while_assets_are_added(
+    browser: Any,
+    server: processes.Server,
+    new_key: Callable[..., Key],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    key = new_key(new_project=True)
+    with _api(server, key.secret) as api:
+        made = [
+            api.post("/asset/request-upload", json={"name": f"waiting {i:02d}"}).json()["asset"]
+            for i in range(45)
+        ]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        page.goto("/assets")
+        seen: list[str] = []
+        pages = 0
+        while True:
+            pages += 1
+            rows = page.locator("tr[data-asset-id]")
+            seen += rows.evaluate_all("rows => rows.map(r => r.dataset.assetId)")
+            if pages == 1:
+                assert_accessible(page)
+                # New assets arrive while the list is walked: they go before the first page.
+                with _api(server, key.secret) as api:
+                    api.post("/asset/request-upload", json={"name": "arrived later"})
+            older = page.get_by_role("link", name="Older assets")
+            if older.count() == 0:
+                break
+            older.click()
+            page.wait_for_load_state()
+        assert pages == 3
+        # Every asset once, none twice, and none of those added during the walk.
+        assert len(seen) == len(set(seen)) == len(made)
+        assert set(seen) == {asset["id"] for asset in made}
+        assert "uploading" in page.locator("tr[data-asset-id]").first.inner_text()
+        answer = page.goto("/assets?after=garbage")
+        assert answer is not None and answer.status == 400
+        assert "not valid" in page.get_by_role("alert").inner_text()
+    finally:
+        context.close()
