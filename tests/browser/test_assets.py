@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from tests import mediagen, processes
-from tests.browser.conftest import Key, sign_in
+from tests.browser.conftest import SCREENSHOTS, VIEWPORT, Key, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,25 @@ def _wait_ready(server: processes.Server, key: str, asset_id: str) -> dict[str, 
                 return asset
             time.sleep(0.2)
     raise AssertionError(f"asset {asset_id} not ready in time")
+
+
+def _fits_a_phone(page: Any, name: str) -> None:
+    """At a phone's width the page needs no sideways scrolling; saves ``<name>-phone.png``."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"))
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('main *')]
+              .filter(e => e.getBoundingClientRect().right > innerWidth)
+              .filter(e => !e.closest('.table-wrap'))  // those scroll inside their frame
+              .map(e => `${e.tagName}#${e.id}.${e.className}`)
+              .slice(0, 8)"""
+        )
+        assert overflow <= 0, f"{page.url} is {overflow}px wider than a phone: {wide}"
+    finally:
+        page.set_viewport_size(VIEWPORT)
 
 
 def _record_phases(page: Any) -> None:
@@ -127,6 +146,7 @@ def test_upload_from_the_page_shows_progress_until_ready_and_plays(
     page.goto("/assets/new")
     screenshot(page, "assets-new")
     assert_accessible(page)
+    _fits_a_phone(page, "assets-new")
     _record_phases(page)
     page.evaluate("() => { window.notReloaded = true; }")
 
@@ -138,7 +158,7 @@ def test_upload_from_the_page_shows_progress_until_ready_and_plays(
     assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
     percents = [int(p) for p in page.evaluate("() => window.seenPercents")]
     assert percents[-1] == 100 and percents == sorted(percents), percents
-    bar = page.locator("#upload-progress")
+    bar = page.locator(f"#upload-progress-{asset_id}")
     assert bar.get_attribute("value") == bar.get_attribute("max") == str(video.stat().st_size)
     assert "(100 %)" in page.locator("[data-upload-figures]").inner_text()
     phases = page.evaluate("() => window.seenPhases")
@@ -164,6 +184,7 @@ def test_upload_from_the_page_shows_progress_until_ready_and_plays(
     page.evaluate("() => document.getElementById('player').pause()")
     screenshot(page, "asset")
     assert_accessible(page)
+    _fits_a_phone(page, "asset")
 
     page.goto("/assets")
     row = page.locator(f"tr[data-asset-id='{asset_id}']")
@@ -172,6 +193,7 @@ def test_upload_from_the_page_shows_progress_until_ready_and_plays(
     assert "0:05" in row.inner_text()
     screenshot(page, "assets")
     assert_accessible(page)
+    _fits_a_phone(page, "assets")
 
 
 def test_upload_resumes_by_itself_after_a_dropped_connection(
@@ -273,6 +295,7 @@ def test_a_jwt_asset_plays_only_with_a_signed_token(
     assert page.locator("#player").is_hidden()
     screenshot(page, "asset-jwt")
     assert_accessible(page)
+    _fits_a_phone(page, "asset-jwt")
 
     page.get_by_label("Playback token (JWT)").fill("not-a-token")
     page.get_by_role("button", name="Play").click()
@@ -369,6 +392,8 @@ def test_another_projects_asset_is_a_404_page(
             assert "first project's" not in page.content()
         screenshot(page, "asset-not-found")
         assert_accessible(page)
+        live = page.request.get(f"/assets/live?id={asset_id}").text()
+        assert f"asset-{asset_id}" not in live and "event: done" in live
         answer = page.request.post(
             f"/assets/{asset_id}/delete",
             form={"csrf": page.locator("input[name=csrf]").first.input_value()},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -476,11 +477,9 @@ async def _news(runtime: Runtime, project_id: str, item: _Followed) -> AsyncIter
         item.after_event = events[-1].id
     # One status per phase the task went through, the last one as it is now.
     shown: list[Status] = []
-    for event, following in zip(events, [*events[1:], None], strict=True):
-        if following is not None and following.phase == event.phase:
+    for event, following in itertools.pairwise(events):
+        if following.phase == event.phase:
             continue
-        if following is None:
-            break
         then = asset.evolve(phase=_asset_phase_at(event.phase, asset.phase))
         shown.append(
             Status(asset=then, task=task, task_phase=event.phase, task_progress=event.progress)

@@ -68,9 +68,12 @@
         return answer.text();
       })
       .then(function (html) {
-        area.innerHTML = html;
-        htmx.process(area);
-        send(form, file, area.querySelector("[data-tus-endpoint]"), message);
+        // Each upload gets its own panel, the newest first.
+        const holder = document.createElement("div");
+        holder.innerHTML = html;
+        area.prepend(holder);
+        htmx.process(holder);
+        send(form, file, holder.querySelector("[data-tus-endpoint]"), message);
       })
       .catch(function (error) {
         message.textContent = `The upload could not start: ${error.message}.`;
@@ -82,6 +85,8 @@
     const bar = panel.querySelector("progress");
     const figures = panel.querySelector("[data-upload-figures]");
     const meter = rateMeter(3000);
+    const started = performance.now();
+    const button = form.querySelector("button[type=submit]");
     const chunk = Number(form.dataset.chunkBytes) || CHUNK_BYTES;
     message.textContent = `Uploading ${file.name}…`;
     const upload = new tus.Upload(file, {
@@ -110,14 +115,20 @@
       onError: function (error) {
         message.textContent = `The upload failed: ${error.message}`;
         panel.dataset.uploadState = "failed";
+        button.disabled = false;
       },
       onSuccess: function () {
+        const seconds = Math.max((performance.now() - started) / 1000, 0.001);
         bar.value = bar.max = file.size;
         bar.textContent = "100 %";
-        figures.textContent = `${bytes(file.size)} of ${bytes(file.size)} (100 %)`;
+        figures.textContent =
+          `${bytes(file.size)} of ${bytes(file.size)} (100 %), ` +
+          `${bytes(Math.round(file.size / seconds))}/s on average`;
         panel.dataset.uploadPercent = "100";
         panel.dataset.uploadState = "done";
         message.textContent = `${file.name} is uploaded; its task follows below.`;
+        form.reset();
+        button.disabled = false;
       },
     });
     panel.dataset.uploadState = "sending";
