@@ -2,7 +2,8 @@
 
 ``/api`` speaks Livepeer Studio's API, ``/v2`` Flat's, ``/media`` serves assets' published media
 as their playback policies allow (``mediatasks.api.media``).  ``/metrics`` (Prometheus),
-``/healthz`` and ``/readyz`` are for the people who run it (``telemetry``, ``health``).  Unless
+``/healthz`` and ``/readyz`` are for the people who run it (``telemetry``, ``health``); the rest
+of ``/`` is the dashboard, pages for people (``mediatasks.web``).  Unless
 ``with_worker`` is false, the same process also runs a worker: the embedded shape.  Every process
 also runs a webhook sender.
 """
@@ -16,15 +17,16 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediatasks import __version__, blobstore, health, taskstore, telemetry
+from mediatasks import __version__, blobstore, health, taskstore, telemetry, web
 from mediatasks import settings as settings_module
 from mediatasks.api import media
 from mediatasks.api.flat.routes import create_flat_app
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
+from mediatasks.web import render as web_render
 from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
 
@@ -89,7 +91,16 @@ def create_app(
             return JSONResponse(
                 {"errors": [str(exc.detail)]}, status_code=exc.status_code, headers=exc.headers
             )
+        if "text/html" in request.headers.get("accept", ""):
+            return web_render.error_response(
+                request, exc.status_code, str(exc.detail), headers=exc.headers
+            )
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(web_render.PageError)
+    async def page_error(request: Request, exc: web_render.PageError) -> Response:
+        """A page that cannot be shown (not signed in, a forged form, ...) says so."""
+        return exc.response(request)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -98,9 +109,6 @@ def create_app(
     app.include_router(media.create_media_router(opened))
     app.mount("/api", create_livepeer_app(opened))
     app.mount("/v2", create_flat_app(opened))
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    app.include_router(web.create_web_router(opened))
 
     return app

@@ -98,6 +98,9 @@ def test_a_fresh_clone_serves_and_renders_an_mp3_without_root(place: Path) -> No
     if pip_conf.is_file():
         (home / ".config" / "pip").mkdir(parents=True)
         shutil.copy(pip_conf, home / ".config" / "pip" / "pip.conf")
+    npmrc = Path.home() / ".npmrc"  # and the npm registry (the dashboard's browser libraries)
+    if npmrc.is_file():
+        shutil.copy(npmrc, home / ".npmrc")
     if os.geteuid() == 0:
         subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(place)], check=True)
     port = processes.free_port()
@@ -118,6 +121,10 @@ def test_a_fresh_clone_serves_and_renders_an_mp3_without_root(place: Path) -> No
     try:
         _wait(f"{base}/healthz", first, log, timeout_s=900)
         key = (clone / "data" / "bootstrap-api-key").read_text().strip()
+        sign_in = httpx.get(f"{base}/sign-in", timeout=30)
+        assert sign_in.status_code == 200
+        assert "Missing browser libraries" not in sign_in.text  # installed by the set-up
+        assert httpx.get(f"{base}/static/vendor/htmx.org/htmx.min.js").status_code == 200
         flat = httpx.Client(
             base_url=f"{base}/v2", headers={"Authorization": f"Bearer {key}"}, timeout=30
         )

@@ -110,6 +110,81 @@ async def test_queue_depth_counts_unfinished_tasks_by_type_and_phase(
     }
 
 
+async def test_queue_depth_of_one_project_leaves_the_others_out(
+    store: taskstore.TaskStore,
+) -> None:
+    mine, theirs = await new_project(store), await new_project(store)
+    await add(store, mine)
+    await add(store, theirs)
+    await add(store, theirs, type="upload", phase=tasks.Phase.PENDING)
+    assert await store.queue_depth(mine) == {("noop", tasks.Phase.WAITING): 1}
+    assert await store.queue_depth(theirs) == {
+        ("noop", tasks.Phase.WAITING): 1,
+        ("upload", tasks.Phase.PENDING): 1,
+    }
+    assert await store.queue_depth("no-such-project") == {}
+    assert await store.queue_depth() == {
+        ("noop", tasks.Phase.WAITING): 2,
+        ("upload", tasks.Phase.PENDING): 1,
+    }
+
+
+async def test_finished_counts_per_minute_of_one_project(store: taskstore.TaskStore) -> None:
+    mine, theirs = await new_project(store), await new_project(store)
+
+    async def finish(project: str, at: datetime, *, ok: bool) -> tasks.Task:
+        task = await add(store, project, now=at)
+        claimed = await store.claim("w", types=TYPES, limit=1, lease_s=30, now=at)
+        assert [c.id for c in claimed] == [task.id]
+        token = claimed[0].lease_token
+        assert token is not None
+        if ok:
+            return await store.complete(task.id, token, output={}, now=at)
+        return await store.fail(task.id, token, error_message="broken", now=at)
+
+    await finish(mine, T0 + timedelta(seconds=5), ok=True)
+    await finish(mine, T0 + timedelta(seconds=59, milliseconds=999), ok=True)
+    failed = await finish(mine, T0 + timedelta(minutes=2, seconds=1), ok=False)
+    await finish(mine, T0 + timedelta(minutes=3), ok=True)  # at :until: not counted
+    await finish(mine, T0 - timedelta(milliseconds=1), ok=False)  # before :since
+    await finish(mine, T0 + timedelta(minutes=2, seconds=20), ok=False)
+    await finish(theirs, T0 + timedelta(seconds=30), ok=True)
+    before = await store.finished_counts(mine, since=T0, until=T0 + timedelta(minutes=3))
+    assert before[2] == taskstore.FinishedCount(
+        start=T0 + timedelta(minutes=2), completed=0, failed=2
+    )
+    # A failed task retried counts no more as a failure, and counts when it finishes again.
+    retried = await store.retry(failed.id, mine, now=T0 + timedelta(minutes=2, seconds=30))
+    assert retried.phase is tasks.Phase.WAITING
+    [again] = await store.claim(
+        "w", types=TYPES, limit=1, lease_s=30, now=T0 + timedelta(minutes=2, seconds=40)
+    )
+    assert again.id == failed.id and again.lease_token is not None
+    await store.complete(
+        again.id, again.lease_token, output={}, now=T0 + timedelta(minutes=2, seconds=50)
+    )
+
+    counts = await store.finished_counts(mine, since=T0, until=T0 + timedelta(minutes=3))
+    assert counts == [
+        taskstore.FinishedCount(start=T0, completed=2, failed=0),
+        taskstore.FinishedCount(start=T0 + timedelta(minutes=1), completed=0, failed=0),
+        taskstore.FinishedCount(start=T0 + timedelta(minutes=2), completed=1, failed=1),
+    ]
+    assert await store.finished_counts(theirs, since=T0, until=T0 + timedelta(minutes=1)) == [
+        taskstore.FinishedCount(start=T0, completed=1, failed=0)
+    ]
+    halves = await store.finished_counts(
+        mine, since=T0, until=T0 + timedelta(minutes=1), interval_s=30
+    )
+    assert [(c.start, c.completed) for c in halves] == [
+        (T0, 1),
+        (T0 + timedelta(seconds=30), 1),
+    ]
+    empty = await store.finished_counts("nobody", since=T0, until=T0 + timedelta(minutes=60))
+    assert len(empty) == 60 and not any(c.completed or c.failed for c in empty)
+    assert empty[-1].start == T0 + timedelta(minutes=59)
+
+
 async def test_pending_needs_schedule(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     task = await add(store, project, phase=tasks.Phase.PENDING)

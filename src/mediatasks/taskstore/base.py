@@ -176,6 +176,16 @@ class WorkerRecord:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FinishedCount:
+    """How many of a project's tasks finished in one interval of time."""
+
+    #: The interval's start; it lasts until the next one's.
+    start: datetime
+    completed: int
+    failed: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Project:
     """A tenant: API keys, tasks and assets belong to exactly one project."""
 
@@ -358,9 +368,20 @@ class TaskStore(Protocol):
 
     async def count_tasks(self, phase: tasks.Phase | None = None) -> int: ...
 
-    async def queue_depth(self) -> Mapping[tuple[str, tasks.Phase], int]:
-        """How many tasks are pending, waiting or running, by ``(type, phase)``; pairs with no
-        task are left out."""
+    async def queue_depth(
+        self, project_id: str | None = None
+    ) -> Mapping[tuple[str, tasks.Phase], int]:
+        """How many tasks are pending, waiting or running, by ``(type, phase)``, in one project
+        or (``None``) in all; pairs with no task are left out."""
+        ...
+
+    async def finished_counts(
+        self, project_id: str, *, since: datetime, until: datetime, interval_s: int = 60
+    ) -> list[FinishedCount]:
+        """How many of the project's tasks completed and how many failed in each interval of
+        ``interval_s`` seconds from ``since`` to ``until``, oldest first, every interval listed
+        (zeros too).  Tasks count as they are now, at the time they finished: a failed task that
+        is retried leaves the count of failures, and counts again when it finishes."""
         ...
 
     async def queue_position(self, task: tasks.Task) -> int:

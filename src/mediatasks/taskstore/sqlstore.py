@@ -496,9 +496,38 @@ class SqlTaskStore(
         assert row is not None
         return int(row["n"])
 
-    async def queue_depth(self) -> Mapping[tuple[str, tasks.Phase], int]:
-        found = await self._read(lambda tx: tx.rows(self.queries["queue_depth"], {}))
+    async def queue_depth(
+        self, project_id: str | None = None
+    ) -> Mapping[tuple[str, tasks.Phase], int]:
+        params = {"project_id": project_id}
+        found = await self._read(lambda tx: tx.rows(self.queries["queue_depth"], params))
         return {(row["type"], tasks.Phase(row["phase"])): int(row["n"]) for row in found}
+
+    async def finished_counts(
+        self, project_id: str, *, since: datetime, until: datetime, interval_s: int = 60
+    ) -> list[base.FinishedCount]:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        since_ms, until_ms, interval_ms = to_ms(since), to_ms(until), interval_s * 1000
+        params = {
+            "project_id": project_id,
+            "since": since_ms,
+            "until": until_ms,
+            "interval_ms": interval_ms,
+        }
+        found = await self._read(lambda tx: tx.rows(self.queries["finished_counts"], params))
+        counts: dict[tuple[int, str], int] = {
+            (int(row["slot"]), str(row["phase"])): int(row["n"]) for row in found
+        }
+        slots = max(0, -(-(until_ms - since_ms) // interval_ms))
+        return [
+            base.FinishedCount(
+                start=from_ms(since_ms + slot * interval_ms),
+                completed=counts.get((slot, "completed"), 0),
+                failed=counts.get((slot, "failed"), 0),
+            )
+            for slot in range(slots)
+        ]
 
     async def ping(self) -> None:
         await self._read(lambda tx: tx.rows(self.queries["ping"], {}))

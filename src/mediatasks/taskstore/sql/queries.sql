@@ -136,10 +136,19 @@ RETURNING *;
 SELECT count(*) AS n FROM tasks WHERE CAST(:phase AS TEXT) IS NULL OR phase = :phase;
 
 -- name: queue_depth
--- Unfinished tasks by type and phase, for the metrics page.
+-- Unfinished tasks by type and phase, of one project or of all when :project_id is null.
 SELECT type, phase, count(*) AS n FROM tasks
 WHERE phase IN ('pending', 'waiting', 'running')
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
 GROUP BY type, phase;
+
+-- name: finished_counts
+-- A project's tasks now completed or failed whose finish (their last change) is from :since
+-- (included) to :until (excluded), counted per interval of :interval_ms (0 = the first).
+SELECT (updated_at - :since) / :interval_ms AS slot, phase, count(*) AS n FROM tasks
+WHERE project_id = :project_id AND phase IN ('completed', 'failed')
+  AND updated_at >= :since AND updated_at < :until
+GROUP BY slot, phase;
 
 -- name: insert_asset
 -- Create an asset.
