@@ -182,6 +182,7 @@ def test_upload_from_the_page_shows_progress_until_ready_and_plays(
     made_by = page.locator("a[href^='/tasks/']")
     assert made_by.count() >= 1
     page.evaluate("() => document.getElementById('player').pause()")
+    page.screenshot(path=str(SCREENSHOTS / "asset-whole-page.png"), full_page=True)
     screenshot(page, "asset")
     assert assert_accessible(page) == []  # not even a minor violation
     _fits_a_phone(page, "asset")
@@ -453,3 +454,24 @@ def test_the_list_pages_stably_while_assets_are_added(
         assert "not valid" in page.get_by_role("alert").inner_text()
     finally:
         context.close()
+
+
+def test_an_upload_that_is_not_a_video_says_why_it_failed(
+    signed_in: Any,
+    tmp_path: Path,
+    screenshot: Callable[[Any, str], Path],
+    assert_accessible: Callable[[Any], Any],
+) -> None:
+    page = signed_in
+    page.goto("/assets/new")
+    text = mediagen.make_text_file(tmp_path / "notes.mp4")
+    asset_id = _upload_from_page(page, text, "not a video")
+    status = page.locator(f"#asset-status-{asset_id} [data-asset-phase]")
+    status.and_(page.locator("[data-asset-phase='failed']")).wait_for(timeout=READY_TIMEOUT_MS)
+    shown = page.locator(f"#asset-status-{asset_id}").inner_text()
+    assert "failed" in shown and page.locator(f"#asset-status-{asset_id} .asset-error").count()
+    screenshot(page, "assets-new-failed")
+    assert assert_accessible(page) == []  # not even a minor violation
+    page.goto(f"/assets/{asset_id}")
+    assert "The player appears when the asset is ready" in page.inner_text("main")
+    assert page.locator("#player").count() == 0
