@@ -77,6 +77,28 @@ def _fits_a_phone(page: Any, name: str) -> None:
         page.set_viewport_size(VIEWPORT)
 
 
+def _record_status(page: Any, selector: str) -> None:
+    """Keep, in the page, each status that the element at ``selector`` shows (asset phase and
+    task phase), in order, from now on."""
+    page.evaluate(
+        """(selector) => {
+          window.notReloaded = true;
+          window.seenStatus = [];
+          const look = () => {
+            const status = document.querySelector(selector + ' [data-asset-phase]');
+            const task = document.querySelector(selector + ' [data-task-phase]');
+            if (!status) return;
+            const now = status.dataset.assetPhase + ' ' + (task ? task.dataset.taskPhase : '');
+            if (window.seenStatus.at(-1) !== now) window.seenStatus.push(now);
+          };
+          look();
+          new MutationObserver(look).observe(document.body,
+            {subtree: true, childList: true, attributes: true});
+        }""",
+        selector,
+    )
+
+
 def _record_phases(page: Any) -> None:
     """Keep, in the page, every task phase and upload percentage the page shows, in order
     (a page reload would lose them)."""
@@ -242,8 +264,6 @@ def test_upload_resumes_by_itself_after_a_dropped_connection(
 
 def test_import_by_url_follows_the_task_until_ready(
     signed_in: Any,
-    server: processes.Server,
-    media_server: str,
     video: Path,
     screenshot: Callable[[Any, str], Path],
     assert_accessible: Callable[[Any], Any],
@@ -257,15 +277,36 @@ def test_import_by_url_follows_the_task_until_ready(
     screenshot(page, "assets-new-refused-url")
     assert assert_accessible(page) == []  # not even a minor violation
 
-    page.get_by_label("Video URL").fill(f"{media_server}/{video.name}")
-    page.get_by_role("button", name="Import").click()
-    page.wait_for_url(re.compile(r"/assets/[0-9a-f-]{36}$"))
-    asset_id = page.url.rsplit("/", 1)[1]
-    assert page.get_by_role("heading", level=1).inner_text() == video.name
-    status = page.locator(f"#asset-status-{asset_id} [data-asset-phase]")
-    status.and_(page.locator("[data-asset-phase='ready']")).wait_for(timeout=READY_TIMEOUT_MS)
-    assert f"imported from {media_server}/{video.name}" in page.inner_text("main")
-    page.reload()
+    # Served slowly (about 4 s), so that the pages show the import before it is ready.
+    data = video.read_bytes()
+    chunk = len(data) // 20 + 1
+    with processes.trickle_server(data, chunk_bytes=chunk, pause_s=0.2) as url:
+        page.get_by_label("Video URL").fill(url)
+        page.get_by_label("Name").nth(1).fill("imported slowly")
+        page.get_by_role("button", name="Import").click()
+        page.wait_for_url(re.compile(r"/assets/[0-9a-f-]{36}$"))
+        asset_id = page.url.rsplit("/", 1)[1]
+        assert page.get_by_role("heading", level=1).inner_text() == "imported slowly"
+        assert f"imported from {url}" in page.inner_text("main")
+        _record_status(page, f"#asset-status-{asset_id}")
+        page.wait_for_function(
+            "() => window.seenStatus.some(s => s.startsWith('processing'))", timeout=60_000
+        )
+        screenshot(page, "asset-processing")
+        assert assert_accessible(page) == []  # not even a minor violation
+
+        # The list follows it too, without a reload, until it is ready.
+        page.goto("/assets")
+        _record_status(page, f"#asset-status-{asset_id}")
+        page.wait_for_function(
+            "() => window.seenStatus.some(s => s.startsWith('ready'))", timeout=READY_TIMEOUT_MS
+        )
+    seen = page.evaluate("() => window.seenStatus")
+    assert seen[0].startswith(("waiting", "processing")), seen
+    assert seen[-1] == "ready completed", seen
+    assert page.evaluate("() => window.notReloaded === true"), "the list was reloaded"
+
+    page.goto(f"/assets/{asset_id}")
     _wait_playing(page)
 
 
