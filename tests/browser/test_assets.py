@@ -6,6 +6,7 @@ project's asset."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ import httpx
 import jwt
 import pytest
 
-from tests import mediagen, processes
+from tests import mediagen, processes, tcpproxy
 from tests.browser.conftest import SCREENSHOTS, VIEWPORT, Key, sign_in
 
 pytestmark = pytest.mark.slow
@@ -260,6 +261,57 @@ def test_upload_resumes_by_itself_after_a_dropped_connection(
     asset = _wait_ready(server, server.key, asset_id)
     assert asset["size"] == video.stat().st_size
     assert httpx.get(asset["downloadUrl"]).content == video.read_bytes()
+
+
+def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
+    browser: Any, server: processes.Server, tmp_path: Path
+) -> None:
+    """The browser reaches the service through a TCP proxy that cuts every connection while
+    the file is on its way: the upload goes on from the bytes the service kept."""
+    big = mediagen.make_video(
+        tmp_path / "big.mp4", seconds=5, width=1280, height=720, extra_args=["-crf", "0"]
+    )
+    size = big.stat().st_size
+    assert size > 4_000_000
+    port = int(server.base_url.rsplit(":", 1)[1])
+    with tcpproxy.proxy("127.0.0.1", port) as proxy:
+        context = browser.new_context(viewport=VIEWPORT, base_url=f"http://{proxy.url_host}")
+        try:
+            page = context.new_page()
+            sign_in(page, server.key)
+            page.goto("/assets/new")
+            sent: list[tuple[str, str | None]] = []
+            page.on(
+                "request",
+                lambda request: (
+                    "/api/asset/upload/tus/" in request.url
+                    and sent.append((request.method, request.headers.get("upload-offset")))
+                ),
+            )
+            # Cut every connection once a third of the file has gone through.
+            third = proxy.when_up(proxy.bytes_up + size // 3)
+            cutter = threading.Thread(target=lambda: third.wait(60) and proxy.cut())
+            cutter.start()
+            asset_id = _upload_from_page(page, big, "cut in the middle")
+            page.wait_for_function(
+                "() => ['done', 'failed'].includes("
+                "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+                timeout=120_000,
+            )
+            cutter.join(5)
+            panel = page.locator("#upload-area [data-asset-id]")
+            assert panel.get_attribute("data-upload-state") == "done"
+            assert int(panel.get_attribute("data-retries") or 0) >= 1
+        finally:
+            context.close()
+    # After the cut a PATCH went on from the bytes the service kept: neither the start of the
+    # file nor the start of one of the page's pieces (8 MB each).
+    offsets = [int(offset) for method, offset in sent if method == "PATCH" and offset]
+    resumed = [offset for offset in offsets if offset % 8_000_000 != 0]
+    assert resumed and all(0 < offset < size for offset in resumed), sent
+    asset = _wait_ready(server, server.key, asset_id)
+    assert asset["size"] == size
+    assert httpx.get(asset["downloadUrl"]).content == big.read_bytes()
 
 
 def test_import_by_url_follows_the_task_until_ready(
