@@ -328,6 +328,11 @@ def test_import_by_url_follows_the_task_until_ready(
     assert "cannot be imported" in alert.inner_text()
     screenshot(page, "assets-new-refused-url")
     assert assert_accessible(page) == []  # not even a minor violation
+    csrf = page.locator("#import-form input[name=csrf]").input_value()
+    long = page.request.post(
+        "/assets/new/import", form={"csrf": csrf, "url": "http://127.0.0.1/" + "a" * 5000}
+    )
+    assert long.status == 422 and "longer than 4096 characters" in long.text()
 
     # Served slowly (about 4 s), so that the pages show the import before it is ready.
     data = video.read_bytes()

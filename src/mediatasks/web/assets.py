@@ -46,6 +46,9 @@ _KEEPALIVE_S: Final = 15.0
 _MAX_FOLLOWED: Final = 100
 #: Asset phases after which nothing changes without a new request.
 _SETTLED: Final = frozenset({assets.AssetPhase.READY, assets.AssetPhase.FAILED})
+#: The longest URL and name the form takes (as the API's schemas).
+_MAX_URL_CHARS: Final = 4096
+_MAX_NAME_CHARS: Final = 500
 #: What an id or a cursor's id may hold: every id the store makes fits it.
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CURSOR: Final = re.compile(r"(\d{1,19})\.([A-Za-z0-9_-]{1,64})")
@@ -225,19 +228,26 @@ def create_router(runtime: Runtime) -> APIRouter:
     async def import_asset(
         request: Request,
         signed_in: session.Current,
-        url: Annotated[str, Form(max_length=4096)] = "",
-        name: Annotated[str, Form(max_length=500)] = "",
+        url: Annotated[str, Form()] = "",
+        name: Annotated[str, Form()] = "",
     ) -> Response:
         url = url.strip()
-        form = {"url": url, "name": name}
+        form = {"url": url[:_MAX_URL_CHARS], "name": name[:_MAX_NAME_CHARS]}
+        refusal = ""
         if not url:
+            refusal = "Give the URL of a video to import."
+        elif len(url) > _MAX_URL_CHARS:
+            refusal = f"This URL is longer than {_MAX_URL_CHARS} characters."
+        elif len(name) > _MAX_NAME_CHARS:
+            refusal = f"A name has at most {_MAX_NAME_CHARS} characters."
+        if refusal:
             return page(
                 request,
                 "asset_new.html",
                 signed_in,
                 status_code=422,
                 form=form,
-                import_error="Give the URL of a video to import.",
+                import_error=refusal,
             )
         try:
             asset, _, _ = await service.import_from_url(
@@ -263,14 +273,14 @@ def create_router(runtime: Runtime) -> APIRouter:
     async def request_upload(
         request: Request,
         signed_in: session.Current,
-        name: Annotated[str, Form(max_length=500)] = "",
+        name: Annotated[str, Form()] = "",
     ) -> Response:
         """The asset of a browser upload, and its tus URL (in the fragment's data)."""
         asset, task = await service.request_upload(
             store,
             runtime.settings,
             project_id=signed_in.project_id,
-            name=name.strip() or "upload",
+            name=name.strip()[:_MAX_NAME_CHARS] or "upload",
             options={},
         )
         token = uploads.upload_token(runtime, asset)
