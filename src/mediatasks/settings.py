@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         return self.retry_backoff_s[index]
 
     #: Signs the links that work without an API key: upload URLs and the download links of Flat
-    #: task results.  Empty means a random key generated once and kept in
+    #: task results, and the dashboard's session cookies.  Empty means a random key generated once and kept in
     #: ``data_dir/secret-key``; the scaled shape (several API processes) must set the same
     #: ``MEDIATASKS_SECRET_KEY`` on every one of them.
     secret_key: str = Field(default="", repr=False)

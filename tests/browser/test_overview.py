@@ -4,6 +4,7 @@ only the signed-in project's."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ def _chart(page: Any) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.timeout(300)  # a real import, watched through several live refreshes
 def test_the_overview_shows_the_projects_work_live_and_no_other_projects(
     browser: Any,
     page: Any,
@@ -154,6 +156,14 @@ def test_the_overview_fits_a_phone(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     signed_in.screenshot(path=str(SCREENSHOTS / "overview-phone.png"), full_page=True)
     assert assert_accessible(signed_in) == []  # not even a minor violation
+
+    signed_in.get_by_role("button", name="Sign out").click()
+    signed_in.wait_for_url(re.compile(r"/sign-in"))
+    overflow = signed_in.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the sign-in page is {overflow} px wider than a phone"
+    signed_in.screenshot(path=str(SCREENSHOTS / "sign-in-phone.png"), full_page=True)
 
 
 def test_keyboard_focus_is_visible(signed_in: Any) -> None:

@@ -42,7 +42,10 @@ async def test_sign_in_over_https_sets_a_secure_session_that_a_revoked_key_ends(
             part.strip() for part in cookie.split(";")
         }
         assert f"max-age={session.LIFETIME_S}" in cookie
-        assert (await web.get(f"{https}/")).status_code == 200
+        overview = await web.get(f"{https}/")
+        assert overview.status_code == 200
+        assert overview.headers["cache-control"] == "no-store"
+        assert overview.headers["x-frame-options"] == "DENY"
         assert (await web.get("http://testserver/")).status_code == 303  # not sent over http
 
         [key] = await store.list_api_keys(service.project_id)
@@ -95,8 +98,13 @@ async def test_forged_posts_are_refused_and_htmx_is_sent_to_sign_in(
 
         web.cookies.clear()
         htmx = await web.get("/overview/live", headers={"HX-Request": "true"})
-        assert htmx.status_code == 303
-        assert htmx.headers["hx-redirect"].startswith("/sign-in?next=%2Foverview%2Flive")
+        assert htmx.status_code == 401 and "location" not in htmx.headers
+        assert htmx.headers["hx-redirect"] == "/sign-in?next=%2Foverview%2Flive"
+        from_page = await web.get(
+            "/overview/live",
+            headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?a=1"},
+        )
+        assert from_page.headers["hx-redirect"] == "/sign-in?next=%2F%3Fa%3D1"
 
 
 async def test_static_files_stay_inside_their_folders(

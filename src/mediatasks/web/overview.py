@@ -116,8 +116,6 @@ def create_router(runtime: Runtime) -> APIRouter:
     @router.get("/overview/live")
     async def overview_live(request: Request, current: session.Current) -> Response:
         parts = await live_parts(current)
-        response = render.render(request, "_overview_live.html", current, **parts)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render.render(request, "_overview_live.html", current, **parts)
 
     return router

@@ -80,6 +80,8 @@ def render(
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if session is not None:  # a project's data is not kept by the browser's cache
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

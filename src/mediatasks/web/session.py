@@ -116,18 +116,32 @@ class SignInRequired(render.PageError):
     """No valid session: the browser is sent to the sign-in page."""
 
     def __init__(self, request: Request, reason: str = "") -> None:
-        query = {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        current = request.headers.get("HX-Current-URL")
+        if request.headers.get("HX-Request") and current:  # back to the page, not its part
+            parts = urllib.parse.urlsplit(current)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        query = {"next": _safe_next(target)}
         if reason:
             query["reason"] = reason
         location = "/sign-in?" + urllib.parse.urlencode(query)
-        headers = {"Location": location, "Cache-Control": "no-store"}
-        if request.headers.get("HX-Request"):
-            headers["HX-Redirect"] = location
-        super().__init__(303, "Please sign in.", headers=headers)
+        self.location = location
+        # htmx follows a redirect inside its request and would swap the sign-in page into a
+        # part of the page: it is told to load the sign-in page instead.
+        self.htmx = bool(request.headers.get("HX-Request"))
+        super().__init__(401 if self.htmx else 303, "Please sign in.")
         self.clear_cookie = request.cookies.get(COOKIE) is not None
 
     def response(self, request: Request) -> Response:
-        answer = RedirectResponse(self.headers["Location"], status_code=303, headers=self.headers)
+        answer: Response
+        if self.htmx:
+            answer = Response(
+                status_code=401, headers={"HX-Redirect": self.location, "Cache-Control": "no-store"}
+            )
+        else:
+            answer = RedirectResponse(
+                self.location, status_code=303, headers={"Cache-Control": "no-store"}
+            )
         if self.clear_cookie:
             _clear_cookie(answer, request, COOKIE)
         return answer
