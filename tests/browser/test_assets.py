@@ -573,3 +573,17 @@ def test_an_upload_that_is_not_a_video_says_why_it_failed(
     page.goto(f"/assets/{asset_id}")
     assert "The player appears when the asset is ready" in page.inner_text("main")
     assert page.locator("#player").count() == 0
+
+
+def test_an_upload_after_the_session_ended_says_so(signed_in: Any, video: Path) -> None:
+    page = signed_in
+    page.goto("/assets/new")
+    page.context.clear_cookies()
+    page.get_by_label("Video file").set_input_files(str(video))
+    page.get_by_role("button", name="Upload").click()
+    message = page.locator("#upload-message")
+    page.wait_for_function(
+        "() => document.getElementById('upload-message').textContent.includes('could not start')"
+    )
+    assert "session has ended" in message.inner_text()
+    assert page.locator("#upload-area [data-asset-id]").count() == 0

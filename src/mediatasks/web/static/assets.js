@@ -62,6 +62,9 @@
     message.textContent = "Creating the asset…";
     fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
       .then(function (answer) {
+        if (answer.redirected) {
+          throw new Error("your session has ended; sign in again");
+        }
         if (!answer.ok) {
           throw new Error(`the service answered ${answer.status}`);
         }
@@ -71,9 +74,13 @@
         // Each upload gets its own panel, the newest first.
         const holder = document.createElement("div");
         holder.innerHTML = html;
+        const panel = holder.querySelector("[data-tus-endpoint]");
+        if (!panel) {
+          throw new Error("the service did not answer with an upload URL");
+        }
         area.prepend(holder);
         htmx.process(holder);
-        send(form, file, holder.querySelector("[data-tus-endpoint]"), message);
+        send(form, file, panel, message);
       })
       .catch(function (error) {
         message.textContent = `The upload could not start: ${error.message}.`;
