@@ -39,8 +39,8 @@ __all__ = ["create_router"]
 
 #: Assets on one page of the list.
 PAGE_SIZE: Final = 20
-#: How often the live stream looks for news (the API's event stream polls as often).
-_POLL_S: Final = 0.3
+#: How often the live stream looks for news.
+_POLL_S: Final = 0.5
 _KEEPALIVE_S: Final = 15.0
 #: Most assets one live stream follows (a page shows ``PAGE_SIZE``).
 _MAX_FOLLOWED: Final = 100
@@ -472,8 +472,19 @@ async def _follow(
 
 
 async def _news(runtime: Runtime, project_id: str, item: _Followed) -> AsyncIterator[Status]:
-    """What changed for one followed asset since the last look."""
+    """What changed for one followed asset since the last look.
+
+    Every change of an asset that its page shows comes with a row in its task's event log
+    (phases, progress, the cancellation of a deletion), so one look at that log tells whether
+    there is anything to read again: a page that follows many assets costs one query per asset
+    and poll while nothing happens.
+    """
     store = runtime.store
+    events: list[tasks.TaskEvent] | None = None
+    if item.task_id is not None and item.last is not None:
+        events = await store.list_events(item.task_id, after_id=item.after_event)
+        if not events:
+            return
     try:
         asset = await store.get_asset(item.asset_id, project_id)
     except errors.NotFound:
@@ -481,8 +492,9 @@ async def _news(runtime: Runtime, project_id: str, item: _Followed) -> AsyncIter
         return
     task = await store.task_of_asset(asset.id)
     if task is not None and task.id != item.task_id:
-        item.task_id, item.after_event = task.id, 0
-    events = await store.list_events(task.id, after_id=item.after_event) if task else []
+        item.task_id, item.after_event, events = task.id, 0, None
+    if events is None:
+        events = await store.list_events(task.id, after_id=item.after_event) if task else []
     if events:
         item.after_event = events[-1].id
     # One status per phase the task went through, the last one as it is now.
