@@ -191,9 +191,9 @@ class Settings(BaseSettings):
         return self.retry_backoff_s[index]
 
     #: Signs the links that work without an API key: upload URLs and the download links of Flat
-    #: task results, and the dashboard's session cookies.  Empty means a random key generated once and kept in
-    #: ``data_dir/secret-key``; the scaled shape (several API processes) must set the same
-    #: ``MEDIATASKS_SECRET_KEY`` on every one of them.
+    #: task results, and the dashboard's session cookies.  Empty means a random key generated
+    #: once and kept in ``data_dir/secret-key``; the scaled shape (several API processes) must
+    #: set the same ``MEDIATASKS_SECRET_KEY`` on every one of them.
     secret_key: str = Field(default="", repr=False)
 
     #: IPFS exports go to this kubo RPC API (``http://127.0.0.1:5001``), as ``POST

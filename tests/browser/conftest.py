@@ -5,7 +5,8 @@ Fixtures:
 
 * ``server``: one ``mediatasks serve`` (embedded: SQLite, a worker) for the whole session, on a
   free loopback port; ``server.key`` is its bootstrap API key.
-* ``browser``: chromium, headless.  ``page``: a fresh context (no cookies) at 1280x800.
+* ``browser``: chromium, headless, for one test module.  ``page``: a fresh context (no
+  cookies) at 1280x800.
 * ``signed_in``: a ``page`` signed in with the bootstrap key, on the overview.
 * ``screenshot(page, name)``: a 1280x800 PNG in ``test-artifacts/screenshots/<name>.png``.
 * ``assert_accessible(page)``: axe-core (pinned by ``tests/browser/package-lock.json``) on the
@@ -118,9 +119,11 @@ def revoke_key(server: processes.Server) -> Callable[[str], None]:
     return revoke
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, driven by Playwright."""
+    """Debian's chromium, headless, driven by Playwright.  One per test module: Playwright's
+    synchronous API keeps an event loop running while it is open, which the asynchronous tests
+    of other modules cannot share."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 
