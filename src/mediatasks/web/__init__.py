@@ -24,6 +24,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from mediatasks.api.runtime import Runtime
+from mediatasks.web import assets as assets
 from mediatasks.web import files as files
 from mediatasks.web import overview as overview
 from mediatasks.web import scores as scores
@@ -41,6 +42,7 @@ _AREAS = (
     tasks,
     webhooks,
     scores,
+    assets,
 )
 
 

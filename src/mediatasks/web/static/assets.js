@@ -1,0 +1,226 @@
+// The Assets pages' own script: the tus upload of /assets/new and the player of /assets/{id}.
+// It needs tus-js-client (window.tus), hls.js (window.Hls) and htmx, served under
+// /static/vendor; each part starts only when its page holds the element it works on.
+"use strict";
+
+(function () {
+  // -- figures -------------------------------------------------------------------------------
+  function bytes(size) {
+    // Powers of 1000, as the pages' server side writes sizes.
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let value = size;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+  }
+
+  // Bytes per second over the last few seconds of an upload.
+  function rateMeter(windowMs) {
+    const samples = [];
+    return function (sent) {
+      const now = performance.now();
+      samples.push([now, sent]);
+      while (samples.length > 2 && now - samples[0][0] > windowMs) {
+        samples.shift();
+      }
+      const [then, before] = samples[0];
+      const seconds = (now - then) / 1000;
+      return seconds > 0 ? (sent - before) / seconds : 0;
+    };
+  }
+
+  // -- the upload ----------------------------------------------------------------------------
+  // Waits before each new try after a failed request (tus-js-client's retryDelays): an
+  // upload goes on by itself after a dropped connection, from the offset the server holds.
+  const RETRY_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
+  // Bytes sent in one PATCH; a form's data-chunk-bytes overrides it.
+  const CHUNK_BYTES = 8 * 1000 * 1000;
+
+  function retriable(error) {
+    // As tus-js-client decides: no answer, 409, 423 or any 5xx is worth another try.
+    const response = error.originalResponse;
+    const status = response ? response.getStatus() : 0;
+    return !(status >= 400 && status < 500 && status !== 409 && status !== 423);
+  }
+
+  function startUpload(form) {
+    const fileInput = form.querySelector("input[type=file]");
+    const file = fileInput.files[0];
+    const area = document.getElementById("upload-area");
+    const message = document.getElementById("upload-message");
+    if (!file) {
+      message.textContent = "Choose a video file first.";
+      return;
+    }
+    const body = new FormData();
+    body.set("csrf", form.querySelector("input[name=csrf]").value);
+    body.set("name", form.querySelector("input[name=name]").value || file.name);
+    form.querySelector("button[type=submit]").disabled = true;
+    message.textContent = "Creating the asset…";
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+      .then(function (answer) {
+        if (answer.redirected) {
+          throw new Error("your session has ended; sign in again");
+        }
+        if (!answer.ok) {
+          throw new Error(`the service answered ${answer.status}`);
+        }
+        return answer.text();
+      })
+      .then(function (html) {
+        // Each upload gets its own panel, the newest first.
+        const holder = document.createElement("div");
+        holder.innerHTML = html;
+        const panel = holder.querySelector("[data-tus-endpoint]");
+        if (!panel) {
+          throw new Error("the service did not answer with an upload URL");
+        }
+        area.prepend(holder);
+        htmx.process(holder);
+        send(form, file, panel, message);
+      })
+      .catch(function (error) {
+        message.textContent = `The upload could not start: ${error.message}.`;
+        form.querySelector("button[type=submit]").disabled = false;
+      });
+  }
+
+  function send(form, file, panel, message) {
+    const bar = panel.querySelector("progress");
+    const figures = panel.querySelector("[data-upload-figures]");
+    const meter = rateMeter(3000);
+    const started = performance.now();
+    const button = form.querySelector("button[type=submit]");
+    const chunk = Number(form.dataset.chunkBytes) || CHUNK_BYTES;
+    message.textContent = `Uploading ${file.name}…`;
+    const upload = new tus.Upload(file, {
+      endpoint: panel.dataset.tusEndpoint,
+      chunkSize: chunk,
+      retryDelays: RETRY_DELAYS_MS,
+      metadata: { filename: file.name, filetype: file.type },
+      storeFingerprintForResuming: false,
+      onShouldRetry: function (error) {
+        const again = retriable(error);
+        if (again) {
+          message.textContent = "The connection dropped: resuming the upload…";
+          panel.dataset.retries = String(Number(panel.dataset.retries || 0) + 1);
+        }
+        return again;
+      },
+      onProgress: function (sent, total) {
+        const percent = total ? Math.floor((sent * 100) / total) : 0;
+        bar.max = total;
+        bar.value = sent;
+        bar.textContent = `${percent} %`;
+        figures.textContent =
+          `${bytes(sent)} of ${bytes(total)} (${percent} %), ${bytes(Math.round(meter(sent)))}/s`;
+        panel.dataset.uploadPercent = String(percent);
+      },
+      onError: function (error) {
+        message.textContent = `The upload failed: ${error.message}`;
+        panel.dataset.uploadState = "failed";
+        button.disabled = false;
+      },
+      onSuccess: function () {
+        const seconds = Math.max((performance.now() - started) / 1000, 0.001);
+        bar.value = bar.max = file.size;
+        bar.textContent = "100 %";
+        figures.textContent =
+          `${bytes(file.size)} of ${bytes(file.size)} (100 %), ` +
+          `${bytes(Math.round(file.size / seconds))}/s on average`;
+        panel.dataset.uploadPercent = "100";
+        panel.dataset.uploadState = "done";
+        message.textContent = `${file.name} is uploaded; its task follows below.`;
+        form.reset();
+        button.disabled = false;
+      },
+    });
+    panel.dataset.uploadState = "sending";
+    upload.start();
+  }
+
+  // -- the player ----------------------------------------------------------------------------
+  function withCredential(url, name, value) {
+    if (!value) {
+      return url;
+    }
+    const parsed = new URL(url, window.location.href);
+    parsed.searchParams.set(name, value);
+    return parsed.pathname + parsed.search;
+  }
+
+  function play(video, credentialName, credential) {
+    const note = document.getElementById("player-message");
+    const source = withCredential(video.dataset.hls, credentialName, credential);
+    function failed(text) {
+      video.dataset.playerError = text;
+      note.textContent = `The video cannot play: ${text}`;
+    }
+    video.hidden = false;
+    if (window.Hls && Hls.isSupported()) {
+      const hls = new Hls();
+      hls.on(Hls.Events.ERROR, function (_, data) {
+        if (data.fatal) {
+          const status = data.response ? data.response.code : 0;
+          failed(
+            status === 401 || status === 403
+              ? "the service refused the playback credential."
+              : `${data.details}.`,
+          );
+          hls.destroy();
+        }
+      });
+      hls.loadSource(source);
+      hls.attachMedia(video);
+      video.mediatasksHls = hls;
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = source; // Safari plays HLS itself
+    } else {
+      failed("this browser has neither Media Source Extensions nor native HLS.");
+      return;
+    }
+    video.addEventListener("error", function () {
+      const error = video.error;
+      failed(error ? `media error ${error.code} ${error.message || ""}`.trim() : "media error");
+    });
+    document.querySelectorAll("a[data-media-link]").forEach(function (link) {
+      link.href = withCredential(link.dataset.mediaLink, credentialName, credential);
+    });
+  }
+
+  function startPlayer(video) {
+    const gate = document.getElementById("playback-credential");
+    if (!gate) {
+      play(video, "", "");
+      return;
+    }
+    gate.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const input = gate.querySelector("input[name=credential]");
+      const old = video.mediatasksHls;
+      if (old) {
+        old.destroy();
+      }
+      delete video.dataset.playerError;
+      document.getElementById("player-message").textContent = "";
+      play(video, gate.dataset.credentialName, input.value.trim());
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const form = document.getElementById("upload-form");
+    if (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        startUpload(form);
+      });
+    }
+    const video = document.getElementById("player");
+    if (video) {
+      startPlayer(video);
+    }
+  });
+})();
