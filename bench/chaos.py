@@ -48,20 +48,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--scenarios", nargs="+", choices=list(harness.SCENARIOS), default=list(harness.SCENARIOS)
+        "--scenarios", nargs="+", choices=list(harness.RUNS), default=list(harness.RUNS)
     )
-    parser.add_argument("--tasks", type=int, default=40_000, help="no-op tasks per scenario")
+    parser.add_argument("--tasks", type=int, default=30_000, help="no-op tasks per scenario")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=50, help="tasks per worker at once")
     parser.add_argument("--sleep-s", type=float, default=0.0, help="each no-op task's sleep")
     parser.add_argument("--warmup-s", type=float, default=3.0)
-    parser.add_argument("--clean-s", type=float, default=10.0)
-    parser.add_argument("--fault-s", type=float, default=10.0)
+    parser.add_argument("--clean-s", type=float, default=8.0)
+    parser.add_argument("--fault-s", type=float, default=8.0)
     parser.add_argument(
-        "--settle-s", type=float, default=5.0, help="from the fault's end to the window after it"
+        "--settle-s", type=float, default=3.0, help="from the fault's end to the window after it"
     )
     parser.add_argument("--kill-rate", type=float, default=2.0, help="backend-kill: per second")
-    parser.add_argument("--kill-period-s", type=float, default=3.0, help="repeated-kills: period")
+    parser.add_argument(
+        "--kill-period-s",
+        type=float,
+        default=2.0,
+        help="repeated-kills: from a new worker's start to the next kill",
+    )
     return parser.parse_args(argv)
 
 
@@ -120,9 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="mediatasks-chaos-") as tmp,
         harness.own_cluster() as pg,
     ):
+        print(f"enqueuing {args.tasks} tasks ...", file=sys.stderr, flush=True)
+        backlog = harness.prepare_backlog(pg, config)
         for name in args.scenarios:
             print(f"{name} ...", file=sys.stderr, flush=True)
-            result = harness.run_scenario(pg, name, config, Path(tmp) / name)
+            result = harness.run_scenario(pg, name, config, Path(tmp) / name, backlog)
             print(
                 f"  clean {result.clean_per_s:.0f}/s, after {result.after_per_s:.0f}/s "
                 f"({result.ratio:.0%}), lost {result.lost}, twice {result.twice}",

@@ -124,10 +124,11 @@ class Cluster:
         )
         return done.returncode == 0
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database; its URL."""
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template``; its URL."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"'.encode())
+            conn.execute(f'CREATE DATABASE "{name}"{copy}'.encode())
         return self.url(name)
 
     def wait_ready(self, timeout_s: float = 30) -> None:

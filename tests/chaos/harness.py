@@ -18,7 +18,8 @@ The faults (each a ``Fault`` with ``begin`` and ``end``):
 ``worker-crash``
     SIGKILL of worker 0; the others carry on; after the fault's length a new worker 0 starts.
 ``repeated-kills``
-    Every ``period_s``, SIGKILL of worker 0 and a new one a second later.
+    SIGKILL of worker 0, a new one a second later, and again ``kill_period_s`` after the new one
+    started, for the fault's length.
 ``long-transaction``
     A transaction with a transaction id, left open (``idle in transaction``) for the fault's
     length: vacuum cannot remove any row version that died after it began.
@@ -57,6 +58,7 @@ from tests import processes
 from tests.chaos import cluster as cluster_module
 
 __all__ = [
+    "RUNS",
     "SCENARIOS",
     "Config",
     "Result",
@@ -84,7 +86,7 @@ class Config:
     after_s: float | None = None
     #: ``backend-kill``: terminations per second.
     kill_rate: float = 2.0
-    #: ``repeated-kills``: seconds between two kills.
+    #: ``repeated-kills``: seconds from a new worker's start to the next kill.
     kill_period_s: float = 2.0
     #: How long the backlog may take to finish once the windows are over.
     drain_timeout_s: float = 120.0
@@ -297,7 +299,8 @@ class RepeatedKills(Fault):
         def step() -> None:
             ctx.workers.kill(0)
             time.sleep(1.0)
-            ctx.workers.start(0)
+            # Each kill finds a worker at work: the next waits until this one has started.
+            wait_started(ctx.workers.start(0), 60)
 
         step()
         ctx.detail["loop"] = _Loop(ctx.config.kill_period_s, step)
@@ -310,8 +313,9 @@ class RepeatedKills(Fault):
 
     def describe(self, ctx: Context) -> str:
         return (
-            f"SIGKILL of worker 0 every {ctx.config.kill_period_s:g} s (a new one 1 s later) for "
-            f"{ctx.config.fault_s:g} s: {ctx.workers.killed} kills"
+            f"SIGKILL of worker 0, a new one 1 s later, the next kill "
+            f"{ctx.config.kill_period_s:g} s after it started, for {ctx.config.fault_s:g} s: "
+            f"{ctx.workers.killed} kills"
         )
 
 
@@ -340,10 +344,29 @@ class LongTransaction(Fault):
         )
 
 
+class NoFault(Fault):
+    """The control: the same windows with nothing done in between, so the ratio of a fault
+    can be read against the machine's own drift between two windows."""
+
+    name = "none"
+
+    def begin(self, ctx: Context) -> None:
+        pass
+
+    def end(self, ctx: Context) -> None:
+        pass
+
+    def describe(self, ctx: Context) -> str:
+        return "nothing (the control)"
+
+
+#: The five chaos scenarios.
 SCENARIOS: dict[str, type[Fault]] = {
     fault.name: fault
     for fault in (PostgresRestart, BackendKill, WorkerCrash, RepeatedKills, LongTransaction)
 }
+#: Every run the benchmark knows: the scenarios and the control.
+RUNS: dict[str, type[Fault]] = {NoFault.name: NoFault, **SCENARIOS}
 
 
 # -- a run ----------------------------------------------------------------------------------
@@ -398,15 +421,25 @@ def _rate(times: list[float], start: float, end: float) -> float:
     return (bisect.bisect_left(times, end) - bisect.bisect_left(times, start)) / (end - start)
 
 
-def run_scenario(
-    cluster: cluster_module.Cluster, name: str, config: Config, folder: Path
-) -> Result:
-    """Run scenario ``name`` once in a new database of ``cluster``; what it measured."""
-    fault = SCENARIOS[name]()
-    database = f"chaos_{name.replace('-', '_')}_{os.getpid()}_{time.monotonic_ns()}"
-    url = cluster.create_database(database)
+def prepare_backlog(cluster: cluster_module.Cluster, config: Config) -> str:
+    """A database with the run's backlog (``config.tasks`` no-op tasks, analysed), to be copied
+    by each scenario (``CREATE DATABASE ... TEMPLATE`` copies files: much faster than enqueuing
+    again); its name."""
+    name = f"chaos_backlog_{os.getpid()}_{time.monotonic_ns()}"
+    url = cluster.create_database(name)
     asyncio.run(_enqueue(url, config))
     _rows(url, b"ANALYZE")
+    return name
+
+
+def run_scenario(
+    cluster: cluster_module.Cluster, name: str, config: Config, folder: Path, backlog: str
+) -> Result:
+    """Run scenario ``name`` once in a copy of the ``backlog`` database (``prepare_backlog``
+    with the same ``config``); what it measured."""
+    fault = RUNS[name]()
+    database = f"chaos_{name.replace('-', '_')}_{os.getpid()}_{time.monotonic_ns()}"
+    url = cluster.create_database(database, template=backlog)
     folder.mkdir(parents=True, exist_ok=True)
     workers = Workers(url, folder, config)
     ctx = Context(cluster=cluster, database=database, workers=workers, config=config)

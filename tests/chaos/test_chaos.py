@@ -48,11 +48,16 @@ def cluster() -> Iterator[cluster_module.Cluster]:
         yield made
 
 
+@pytest.fixture(scope="module")
+def backlog(cluster: cluster_module.Cluster) -> str:
+    return harness.prepare_backlog(cluster, CONFIG)
+
+
 @pytest.mark.parametrize("scenario", list(harness.SCENARIOS))
 def test_scenario_loses_nothing_and_recovers(
-    cluster: cluster_module.Cluster, scenario: str, tmp_path: Path
+    cluster: cluster_module.Cluster, backlog: str, scenario: str, tmp_path: Path
 ) -> None:
-    result = harness.run_scenario(cluster, scenario, CONFIG, tmp_path)
+    result = harness.run_scenario(cluster, scenario, CONFIG, tmp_path, backlog)
     print(
         f"\n{scenario}: clean {result.clean_per_s:.0f}/s, after {result.after_per_s:.0f}/s "
         f"({result.ratio:.0%}), resumed {result.resumed_s} s, recovered {result.recovered_s} s, "
