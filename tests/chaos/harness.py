@@ -88,6 +88,8 @@ class Config:
     kill_rate: float = 2.0
     #: ``repeated-kills``: seconds from a new worker's start to the next kill.
     kill_period_s: float = 2.0
+    #: The workers' ``lease_s`` (None: the default).
+    lease_s: float | None = None
     #: How long the backlog may take to finish once the windows are over.
     drain_timeout_s: float = 120.0
 
@@ -139,6 +141,7 @@ class Workers:
             "MEDIATASKS_DATABASE_URL": self.url,
             "MEDIATASKS_CONCURRENCY": str(self.config.concurrency),
             "MEDIATASKS_DATA_DIR": str(self.folder / f"worker-{n}"),
+            **({"MEDIATASKS_LEASE_S": str(self.config.lease_s)} if self.config.lease_s else {}),
         }
 
     def start(self, n: int) -> processes.Proc:

@@ -7,6 +7,7 @@ and measures the throughput after the fault against the clean run's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +72,15 @@ def test_scenario_loses_nothing_and_recovers(
     assert result.clean_per_s > 0
     assert result.resumed_s is not None and result.resumed_s < RESUME_S
     assert result.after_per_s > 0
+
+
+def test_leases_that_ran_out_while_postgresql_was_down_are_not_taken_back(
+    cluster: cluster_module.Cluster, backlog: str, tmp_path: Path
+) -> None:
+    """A restart longer than the leases: the workers are alive, reconnect, and save what they
+    finished; nothing is taken back from them and run again."""
+    config = dataclasses.replace(CONFIG, lease_s=1.5)
+    result = harness.run_scenario(cluster, "postgres-restart", config, tmp_path, backlog)
+    print(f"\nclaimed again {result.claimed_again} {result.rescued_because}")
+    assert (result.lost, result.twice) == (0, 0)
+    assert result.claimed_again == 0, result.rescued_because
