@@ -1,7 +1,8 @@
 """The five chaos scenarios of the PostgreSQL job-queue benchmark, small: two real ``mediatasks
 worker`` processes on a PostgreSQL cluster of the test's own, a backlog of no-op tasks, a fault
 of a few seconds.  Through each: no task lost, none completed twice, and the workers back to
-completing tasks soon after the fault ends.  ``bench/chaos.py`` runs the same scenarios longer
+completing tasks soon after the fault ends; where the fault is the database's own (a restart, a
+long transaction), no task is taken back from its live worker and run again.  ``bench/chaos.py`` runs the same scenarios longer
 and measures the throughput after the fault against the clean run's.
 """
 
@@ -58,7 +59,12 @@ def backlog(cluster: cluster_module.Cluster) -> str:
 def test_scenario_loses_nothing_and_recovers(
     cluster: cluster_module.Cluster, backlog: str, scenario: str, tmp_path: Path
 ) -> None:
-    result = harness.run_scenario(cluster, scenario, CONFIG, tmp_path, backlog)
+    config = CONFIG
+    if scenario == "postgres-restart":
+        # Leases shorter than the outage: the workers are alive, reconnect and save what they
+        # finished, so nothing is taken back from them and run again.
+        config = dataclasses.replace(CONFIG, lease_s=2.5)
+    result = harness.run_scenario(cluster, scenario, config, tmp_path, backlog)
     print(
         f"\n{scenario}: clean {result.clean_per_s:.0f}/s, after {result.after_per_s:.0f}/s "
         f"({result.ratio:.0%}), resumed {result.resumed_s} s, recovered {result.recovered_s} s, "
@@ -72,15 +78,5 @@ def test_scenario_loses_nothing_and_recovers(
     assert result.clean_per_s > 0
     assert result.resumed_s is not None and result.resumed_s < RESUME_S
     assert result.after_per_s > 0
-
-
-def test_leases_that_ran_out_while_postgresql_was_down_are_not_taken_back(
-    cluster: cluster_module.Cluster, backlog: str, tmp_path: Path
-) -> None:
-    """A restart longer than the leases: the workers are alive, reconnect, and save what they
-    finished; nothing is taken back from them and run again."""
-    config = dataclasses.replace(CONFIG, lease_s=1.5)
-    result = harness.run_scenario(cluster, "postgres-restart", config, tmp_path, backlog)
-    print(f"\nclaimed again {result.claimed_again} {result.rescued_because}")
-    assert (result.lost, result.twice) == (0, 0)
-    assert result.claimed_again == 0, result.rescued_because
+    if scenario in ("postgres-restart", "long-transaction"):
+        assert result.claimed_again == 0, result.rescued_because
