@@ -2,8 +2,9 @@
 worker`` processes on a PostgreSQL cluster of the test's own, a backlog of no-op tasks, a fault
 of a few seconds.  Through each: no task lost, none completed twice, and the workers back to
 completing tasks soon after the fault ends; where the fault is the database's own (a restart, a
-long transaction), no task is taken back from its live worker and run again.  ``bench/chaos.py`` runs the same scenarios longer
-and measures the throughput after the fault against the clean run's.
+long transaction), no task is taken back from its live worker and run again.  ``bench/chaos.py``
+runs the same scenarios longer and measures the throughput after the fault against the clean
+run's.
 """
 
 from __future__ import annotations
