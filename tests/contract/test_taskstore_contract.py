@@ -9,6 +9,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from mediatasks import assets, errors, tasks, taskstore
@@ -919,6 +920,33 @@ async def test_a_worker_whose_session_is_gone_is_dead(pg_url: str) -> None:
         assert (rescued.id, rescued.phase, rescued.rescues) == (task.id, tasks.Phase.WAITING, 1)
     finally:
         await gone.close()
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_leases_that_ran_out_while_the_server_was_down_wait_for_their_workers(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: just after the server started (a restart), a lease that ran out is not yet a
+    lost worker: its worker, alive, reconnects and saves its work within ``silent_s``."""
+    store = taskstore.open_task_store(pg_url)
+    try:
+        project = await new_project(store)
+        await add(store, project)
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(b"SELECT pg_postmaster_start_time()").fetchone()
+        assert row is not None
+        started: datetime = row[0]
+        policy = taskstore.RescuePolicy(silent_s=3)
+        at = started + timedelta(seconds=0.1)
+        [task] = await store.claim("w", types=TYPES, limit=1, lease_s=0.5, now=at)
+        # The lease ran out 1.4 s ago, but the server has been up for 2 s only.
+        assert await store.rescue(policy, now=started + timedelta(seconds=2)) == []
+        [rescued] = await store.rescue(policy, now=started + timedelta(seconds=3.5))
+        assert (rescued.id, rescued.phase, rescued.rescues) == (task.id, tasks.Phase.WAITING, 1)
+        events = await store.list_events(task.id)
+        assert events[-1].data["because"] == "its lease expired"
+    finally:
         await store.close()
 
 

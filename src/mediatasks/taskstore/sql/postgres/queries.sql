@@ -60,7 +60,10 @@ SELECT * FROM claimed ORDER BY run_at, id;
 -- (:dead, a JSON array of worker ids), the worker stopped, or its session is gone.  A worker's
 -- session holds an advisory lock on its lock_key while it lives: a worker that has been silent
 -- since :stale and whose lock can be taken is dead (unless the server itself started after
--- :stale, when the survivors may not have reconnected yet).  Locked so that two rescuers never
+-- :stale, when the survivors may not have reconnected yet).  For the same reason a lease is not
+-- over while the server started less than :now - :stale ago: leases run out while the server is
+-- down, and their workers, alive, reconnect, beat and save what they finished within that time
+-- (taking their tasks back would run finished work again).  Locked so that two rescuers never
 -- take the same task.
 WITH gone AS MATERIALIZED (
     SELECT id FROM workers
@@ -79,7 +82,9 @@ SELECT *,
             ELSE 'its worker process is gone' END AS lost_because
 FROM tasks
 WHERE phase = 'running'
-  AND (lease_expires_at < :now
+  AND ((lease_expires_at < :now
+        AND NOT pg_postmaster_start_time()
+                BETWEEN to_timestamp(:stale / 1000.0) AND to_timestamp(:now / 1000.0))
        OR worker_id = ANY (ARRAY(SELECT jsonb_array_elements_text(CAST(:dead AS jsonb))))
        OR worker_id IN (SELECT id FROM gone))
 ORDER BY lease_expires_at
