@@ -88,9 +88,10 @@ def test_events_survive_a_kill_and_a_receiver_outage(tmp_path: Path, store_url: 
 def test_a_client_follows_a_task_without_polling(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
     sources.mkdir()
-    mediagen.make_video(sources / "clip.mp4", seconds=8, width=1280, height=720)
-    # Progress is reported with each heartbeat: frequent beats give a short encode several.
-    beats = processes.serve(tmp_path, heartbeat_interval_s="0.1")
+    # FFmpeg reports its progress twice a second and each heartbeat saves it: 20 s of 720p
+    # take a few seconds to encode even on a quiet machine, long enough for several steps.
+    mediagen.make_video(sources / "clip.mp4", seconds=20, width=1280, height=720)
+    beats = processes.serve(tmp_path, heartbeat_interval_s="0.2")
     with processes.file_server(sources) as files, beats as server:
         headers = {"Authorization": f"Bearer {server.key}"}
         api = httpx.Client(base_url=f"{server.base_url}/api", headers=headers, timeout=60)
@@ -108,6 +109,7 @@ def test_a_client_follows_a_task_without_polling(tmp_path: Path) -> None:
         # The stream ended by itself, on the final phase.
         assert events[-1]["phase"] == "completed"
         progress = [e["progress"] for e in events if e["event"] == "progress"]
+        print(f"progress events seen on the stream: {progress}")
         assert len(progress) >= 3 and progress == sorted(progress)
         assert [e["event"] for e in events][:2] == ["created", "claim"]
 
