@@ -50,7 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", nargs="+", choices=list(harness.RUNS), default=list(harness.RUNS)
     )
-    parser.add_argument("--tasks", type=int, default=30_000, help="no-op tasks per scenario")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=100_000,
+        help="no-op tasks per scenario (the backlog must outlast the windows on a quiet machine)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=50, help="tasks per worker at once")
     parser.add_argument("--sleep-s", type=float, default=0.0, help="each no-op task's sleep")
