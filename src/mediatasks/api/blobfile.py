@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
+from mediatasks import errors
 from mediatasks.blobstore import base as blobstore
 
 __all__ = ["blob_response"]
@@ -22,7 +23,9 @@ async def blob_response(
     """Stream a blob (with ranges): from its local file when it has one, else through a
     temporary copy removed once sent.  A missing blob raises ``errors.NotFound``."""
     path = blobs.local_path(key)
-    if path is not None and await asyncio.to_thread(path.is_file):
+    if path is not None:
+        if not await asyncio.to_thread(path.is_file):
+            raise errors.NotFound(f"{key} is not stored")
         return FileResponse(path, media_type=media_type, headers=dict(headers))
     folder = tempfile.mkdtemp(prefix="mediatasks-download-")
     copy = Path(folder) / "blob"

@@ -15,16 +15,15 @@ answer, so that ranges work and playlists keep their relative links to this serv
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import JSONResponse, Response
 
 from mediatasks import access, assets, errors
+from mediatasks.api import blobfile
 from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore import base as blobstore
 
@@ -130,25 +129,12 @@ def _cors(allowed: str) -> dict[str, str]:
 
 async def _file(runtime: Runtime, key: str, media_type: str, headers: dict[str, str]) -> Response:
     """The stored file ``key`` (with ranges), or 404."""
-    path = runtime.blobs.local_path(key)
-    if path is not None:
-        if not await asyncio.to_thread(path.is_file):
-            return _error(404, "not found")
-        return FileResponse(path, media_type=media_type, headers=headers)
-    folder = Path(tempfile.mkdtemp(prefix="mediatasks-media-"))
     try:
-        await runtime.blobs.get_file(key, folder / "blob")
+        return await blobfile.blob_response(runtime.blobs, key, media_type, headers)
     except errors.NotFound:
-        shutil.rmtree(folder, ignore_errors=True)
         return _error(404, "not found")
     except errors.Unavailable as exc:
-        shutil.rmtree(folder, ignore_errors=True)
         return _error(503, exc.message)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
-    return FileResponse(folder / "blob", media_type=media_type, headers=headers, background=cleanup)
 
 
 async def _carried(
