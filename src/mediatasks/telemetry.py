@@ -176,7 +176,7 @@ _TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 def configure_logging(log_format: Literal["text", "json"] = "text", level: str = "INFO") -> None:
     """Send every log record (uvicorn's too) to stderr, as text or one JSON object per line."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(
             jsonlogger.JsonFormatter(
@@ -196,26 +196,28 @@ def configure_logging(log_format: Literal["text", "json"] = "text", level: str =
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    _requests.configure(sys.stderr, log_format)
+    _lines.configure(sys.stderr, log_format)
     # httpx logs every request's whole URL at INFO: a source or webhook URL may carry a token.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 #: The request lines (``HttpMetrics``): its level decides whether they are written.
 _access_log = logging.getLogger("mediatasks.access")
-#: Request lines are written at most this late, and in one write per batch.
-_ACCESS_FLUSH_S: Final = 0.2
-_ACCESS_BATCH: Final = 256
+#: Frequent lines are written at most this late, and in one write per batch.
+_FLUSH_S: Final = 0.2
+_BATCH: Final = 256
 
 
-class _RequestLines:
-    """Writes the request lines once ``configure_logging`` has run, in the format of every other
-    line, but without a ``logging`` record: a record and its formatting cost about 20 µs of CPU,
-    which a cheap request (a task read) notices; a line here costs a few.  The lines are written
-    in batches: one write for up to ``_ACCESS_BATCH`` lines, at most ``_ACCESS_FLUSH_S`` after
-    the first (at once outside an event loop, and when the process exits).  Before
-    ``configure_logging`` (an application embedded elsewhere, tests), they go through the
-    ``mediatasks.access`` logger."""
+class _Lines:
+    """Writes the frequent lines (one per request, one per task transition) once
+    ``configure_logging`` has run, in the format of every other line, but without a ``logging``
+    record: a record, its formatting and its own write cost about 8 µs of CPU, which a cheap
+    request (a task read) and a queue of no-op tasks notice; a line here costs well under one.
+    The lines are written in batches: one write for up to ``_BATCH`` lines, at most ``_FLUSH_S``
+    after the first (at once outside an event loop, when the process exits, and before any
+    ``logging`` record, so that the stream keeps the order in which lines were made).  Before
+    ``configure_logging`` (an application embedded elsewhere, tests), they go through their
+    loggers."""
 
     def __init__(self) -> None:
         self._stream: Any = None
@@ -232,9 +234,12 @@ class _RequestLines:
         self._stream = stream
         self._json = log_format == "json"
 
-    def write(self, message: str, fields: dict[str, Any]) -> None:
+    def write(
+        self, logger: logging.Logger, level: int, message: str, fields: dict[str, Any]
+    ) -> None:
+        """One line of ``logger`` at ``level`` (the caller checked that it is enabled)."""
         if self._stream is None:
-            _access_log.info(message, extra=fields)
+            logger.log(level, message, extra=fields)
             return
         now = time.time()
         second = int(now)
@@ -242,13 +247,14 @@ class _RequestLines:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         stamp = f"{self._stamp},{int((now - second) * 1000):03d}"
+        level_name = logging.getLevelName(level)
         if self._json:
-            entry = {"time": stamp, "level": "INFO", "logger": _access_log.name}
-            line = orjson.dumps({**entry, "message": message, **fields}).decode()
+            entry = {"time": stamp, "level": level_name, "logger": logger.name}
+            line = orjson.dumps({**entry, "message": message, **fields}, default=str).decode()
         else:
-            line = f"{stamp} INFO {_access_log.name} {message}"
+            line = f"{stamp} {level_name} {logger.name} {message}"
         self._lines.append(line)
-        if len(self._lines) >= _ACCESS_BATCH:
+        if len(self._lines) >= _BATCH:
             self.flush()
         elif self._timer is None:
             try:
@@ -256,7 +262,7 @@ class _RequestLines:
             except RuntimeError:
                 self.flush()
                 return
-            self._timer = loop.call_later(_ACCESS_FLUSH_S, self.flush)
+            self._timer = loop.call_later(_FLUSH_S, self.flush)
 
     def flush(self) -> None:
         if self._timer is not None:
@@ -269,7 +275,15 @@ class _RequestLines:
                 self._stream.flush()
 
 
-_requests = _RequestLines()
+_lines = _Lines()
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root logger's handler: writes the waiting frequent lines before its record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _lines.flush()
+        super().emit(record)
 
 
 def _transition(
@@ -282,6 +296,8 @@ def _transition(
     **fields: Any,
 ) -> None:
     """One line: ``task <event> <id> type=... attempt=... [duration=...] [worker=...] ...``."""
+    if not log.isEnabledFor(level):
+        return
     extra: dict[str, Any] = {
         "event": f"task.{event}",
         "task_id": task.id,
@@ -301,7 +317,7 @@ def _transition(
             continue
         extra[name] = value
         text.append(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}")
-    log.log(level, " ".join(text), extra=extra)
+    _lines.write(log, level, " ".join(text), extra)
 
 
 def _since(moment: datetime) -> float:
@@ -588,7 +604,9 @@ def _log_request(scope: _Scope, method: str, status: int, elapsed_s: float) -> N
     if not path.isprintable():  # a newline in a path must not start a line of its own
         path = path.encode("unicode_escape").decode("ascii")
     duration_ms = elapsed_s * 1000
-    _requests.write(
+    _lines.write(
+        _access_log,
+        logging.INFO,
         f'{where} "{method} {path}" {status} {duration_ms:.1f}ms',
         {"method": method, "path": path, "status": status, "duration_s": round(elapsed_s, 6)},
     )

@@ -27,7 +27,7 @@ def stderr(
 ) -> Iterator[io.StringIO]:
     captured = io.StringIO()
     monkeypatch.setattr("sys.stderr", captured)
-    monkeypatch.setattr(telemetry, "_requests", telemetry._RequestLines())
+    monkeypatch.setattr(telemetry, "_lines", telemetry._Lines())
     root = logging.getLogger()
     kept = (list(root.handlers), root.level)
     telemetry.configure_logging(request.param, "INFO")
