@@ -20,12 +20,12 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediatasks import __version__, blobstore, health, taskstore, telemetry, web
+from mediatasks import __version__, telemetry, web
 from mediatasks import settings as settings_module
-from mediatasks.api import docs, media
+from mediatasks.api import docs, health, media
 from mediatasks.api.flat.routes import create_flat_app
 from mediatasks.api.livepeer.routes import create_livepeer_app
-from mediatasks.api.runtime import Runtime
+from mediatasks.api.runtime import Runtime, open_runtime
 from mediatasks.web import render as web_render
 from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
@@ -33,16 +33,6 @@ from mediatasks.worker import handlers, loop
 __all__ = ["create_app", "open_runtime"]
 
 log = logging.getLogger(__name__)
-
-
-def open_runtime(settings: settings_module.Settings) -> Runtime:
-    """The task store and blob store that ``settings`` name (no I/O until they are used)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = taskstore.open_task_store(
-        settings.resolved_database_url, timeout_s=settings.store_timeout_s
-    )
-    blobs = blobstore.open_configured(settings)
-    return Runtime(settings=settings, store=store, blobs=blobs)
 
 
 def create_app(

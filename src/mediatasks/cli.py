@@ -42,8 +42,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from mediatasks import __version__, app, client, errors, health, service, taskstore, telemetry
+from mediatasks import __version__, client, errors, health, service, taskstore, telemetry
 from mediatasks import settings as settings_module
+from mediatasks.api import runtime as runtime_module
 from mediatasks.media import sample
 from mediatasks.webhooks import sender
 from mediatasks.worker import handlers, loop
@@ -176,7 +177,7 @@ def _start(settings: settings_module.Settings) -> service.Bootstrap | None:
     """Check and migrate the stores before serving; a failure is one line and exit status 1."""
 
     async def prepare() -> service.Bootstrap | None:
-        runtime = app.open_runtime(settings)
+        runtime = runtime_module.open_runtime(settings)
         try:
             await health.preflight(settings, runtime.store, runtime.blobs)
             return await service.bootstrap_key(runtime.store, service.bootstrap_key_path(settings))
@@ -224,6 +225,8 @@ def serve(
         console.print(f"  (kept in {service.bootstrap_key_path(settings)})", soft_wrap=True)
     else:
         console.print("  API keys: mediatasks keys create")
+    from mediatasks import app  # the HTTP application: only ``serve`` needs it
+
     uvicorn.run(app.create_app(settings, with_worker=not no_worker), **uvicorn_options(settings))
 
 
@@ -268,7 +271,7 @@ def worker(
     _start(settings)
 
     async def run() -> None:
-        runtime = app.open_runtime(settings)
+        runtime = runtime_module.open_runtime(settings)
         runner = loop.Worker(settings, runtime.store, runtime.blobs, handlers.registry())
         hooks = sender.Sender(settings, runtime.store)
         event_loop = asyncio.get_running_loop()

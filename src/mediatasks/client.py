@@ -28,8 +28,6 @@ from typing import Any, Final
 
 import httpx
 import typer
-from tusclient import client as tus_client
-from tusclient import exceptions as tus_exceptions
 
 from mediatasks import errors
 
@@ -283,6 +281,10 @@ def upload_file(
             "file": str(path.resolve()),
         }
         _save_book(book)
+    # tus-py-client brings aiohttp: imported here, not by every command that talks to a server.
+    from tusclient import client as tus_client
+    from tusclient import exceptions as tus_exceptions
+
     total = path.stat().st_size
     failures = 0
     uploader: Any = None

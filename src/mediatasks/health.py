@@ -1,4 +1,5 @@
-"""Is the service alive, is it ready, and can it start at all.
+"""Is the service alive, is it ready, and can it start at all (the two pages are served by
+``mediatasks.api.health``).
 
 - ``GET /healthz``: the process answers HTTP (liveness: restart it when this fails).
 - ``GET /readyz``: the task store and the media store each answered a ping within
@@ -15,17 +16,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable
-from typing import Any, Final
+from typing import Final
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-
-from mediatasks import __version__, errors, taskstore
+from mediatasks import errors, taskstore
 from mediatasks import settings as settings_module
 from mediatasks.blobstore import base as blobstore
 from mediatasks.media import ffmpeg
 
-__all__ = ["StartupError", "check", "preflight", "router"]
+__all__ = ["StartupError", "check", "preflight"]
 
 #: How long start-up waits for the task store and the bucket to answer.
 STARTUP_TIMEOUT_S: Final = 15.0
@@ -68,26 +66,6 @@ async def check(
         _part(store.ping(), timeout_s), _part(blobs.ping(), timeout_s)
     )
     return Readiness(parts={"taskStore": task_store, "mediaStore": media_store})
-
-
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Alive: the process answers."""
-    return {"status": "ok", "version": __version__}
-
-
-@router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    """Ready: both stores answer; else 503 with what did not."""
-    runtime: Any = request.app.state.runtime
-    found = await check(
-        runtime.store, runtime.blobs, timeout_s=runtime.settings.readiness_timeout_s
-    )
-    body = {"status": "ready" if found.ready else "unavailable", "checks": found.parts}
-    return JSONResponse(body, status_code=200 if found.ready else 503)
 
 
 async def preflight(

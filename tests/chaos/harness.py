@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -373,18 +375,33 @@ RUNS: dict[str, type[Fault]] = {NoFault.name: NoFault, **SCENARIOS}
 
 
 # -- a run ----------------------------------------------------------------------------------
-async def _enqueue(url: str, config: Config) -> None:
+#: Processes that enqueue the backlog side by side (each a store of its own).
+_ENQUEUERS = 2
+
+
+async def _project(url: str) -> str:
     store = taskstore.open_task_store(url)
     try:
         await store.migrate()
-        project = await store.create_project("chaos")
-        params: dict[str, Any] = {"sleep_s": config.sleep_s} if config.sleep_s else {}
-        new = taskstore.NewTask(project_id=project.id, type=tasks.TaskType.NOOP, params=params)
-        for first in range(0, config.tasks, 32):
-            size = min(32, config.tasks - first)
+        return (await store.create_project("chaos")).id
+    finally:
+        await store.close()
+
+
+async def _enqueue(url: str, project_id: str, count: int, sleep_s: float) -> None:
+    store = taskstore.open_task_store(url)
+    try:
+        params: dict[str, Any] = {"sleep_s": sleep_s} if sleep_s else {}
+        new = taskstore.NewTask(project_id=project_id, type=tasks.TaskType.NOOP, params=params)
+        for first in range(0, count, 32):
+            size = min(32, count - first)
             await asyncio.gather(*(store.create_task(new) for _ in range(size)))
     finally:
         await store.close()
+
+
+def _enqueue_part(url: str, project_id: str, count: int, sleep_s: float) -> None:
+    asyncio.run(_enqueue(url, project_id, count, sleep_s))
 
 
 def _rows(url: str, sql: bytes) -> list[tuple[Any, ...]]:
@@ -430,7 +447,15 @@ def prepare_backlog(cluster: cluster_module.Cluster, config: Config) -> str:
     again); its name."""
     name = f"chaos_backlog_{os.getpid()}_{time.monotonic_ns()}"
     url = cluster.create_database(name)
-    asyncio.run(_enqueue(url, config))
+    project_id = asyncio.run(_project(url))
+    parts = [
+        config.tasks // _ENQUEUERS + (n < config.tasks % _ENQUEUERS) for n in range(_ENQUEUERS)
+    ]
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=spawn) as pool:
+        jobs = [pool.submit(_enqueue_part, url, project_id, n, config.sleep_s) for n in parts]
+        for job in jobs:
+            job.result()
     _rows(url, b"ANALYZE")
     return name
 
