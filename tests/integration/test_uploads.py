@@ -127,3 +127,39 @@ async def test_idempotency_keys(client: httpx.AsyncClient) -> None:
     assert invalid.status_code == 422
     tasks = (await client.get("/task", params={"limit": 100})).json()
     assert len(tasks) == 3  # request-upload twice (one replayed), one import
+
+
+async def test_upload_urls_answer_browsers_of_any_origin(client: httpx.AsyncClient) -> None:
+    """The signed upload URLs speak CORS (a page on another site uploads with tus-js-client):
+    preflights are answered, every answer (a refusal too) carries the origin header and exposes
+    the tus headers; the rest of ``/api`` (keyed by a bearer token) does not."""
+    origin = {"Origin": "http://127.0.0.1:9"}
+    body = (await client.post("/asset/request-upload", json={"name": "cors.mp4"})).json()
+    preflight = await client.options(
+        body["tusEndpoint"],
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "tus-resumable, upload-length, upload-metadata",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "Upload-Length" in preflight.headers["access-control-allow-headers"]
+    created = await client.post(
+        body["tusEndpoint"],
+        headers={**origin, "Tus-Resumable": "1.0.0", "Upload-Length": "10", "Authorization": ""},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["access-control-allow-origin"] == "*"
+    exposed = created.headers["access-control-expose-headers"]
+    assert {"Location", "Upload-Offset", "Tus-Resumable"} <= set(exposed.split(", "))
+    forged = body["url"].replace("token=", "token=x")
+    refused = await client.put(forged, content=b"x", headers={**origin, "Authorization": ""})
+    assert refused.status_code == 403
+    assert refused.json() == {"errors": ["invalid or expired signed upload URL"]}
+    assert refused.headers["access-control-allow-origin"] == "*"
+    keyed = await client.get("/task", headers=origin)
+    assert keyed.status_code == 200
+    assert "access-control-allow-origin" not in keyed.headers

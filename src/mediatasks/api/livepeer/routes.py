@@ -102,7 +102,8 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     app.state.runtime = runtime
     app.add_middleware(idempotency.IdempotencyMiddleware, runtime=runtime)
-    app.add_middleware(guard.RequestGuard, settings=runtime.settings)  # outermost: runs first
+    app.add_middleware(guard.RequestGuard, settings=runtime.settings)
+    app.add_middleware(uploads.UploadCors)  # outermost: its headers go on the guard's refusals
     router = APIRouter()
 
     def base_url(request: Request) -> str:

@@ -10,6 +10,10 @@ the task is scheduled.
 
 Partial uploads live on the API server that receives them: in the scaled shape, a client's
 requests for one upload must reach the same server (or the servers must share the data folder).
+
+A page on any site may send a file to these URLs from the browser (``UploadCors``): the signed
+URL is the credential, no cookie or API key goes with it, so every origin is allowed, and the
+tus headers a client must read (``Location``, ``Upload-Offset``...) are exposed.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from datetime import timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediatasks import assets, errors, service, signing, tasks
-from mediatasks.api.livepeer import exports, schemas, wire
+from mediatasks.api.livepeer import exports, guard, schemas, wire
 from mediatasks.api.livepeer.auth import ApiError, Project, runtime_of
 from mediatasks.api.runtime import Runtime
 
-__all__ = ["router"]
+__all__ = ["UploadCors", "router"]
 
 router = APIRouter()
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
@@ -38,6 +44,49 @@ TUS_VERSION: Final = "1.0.0"
 URL_LIFETIME = timedelta(hours=24)
 _TUS_HEADERS: Final = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store"}
 _locks: dict[str, asyncio.Lock] = {}
+#: The signed upload URLs, under the ``/api`` application.
+_UPLOAD_PATHS: Final = ("/asset/upload/direct", "/asset/upload/tus")
+
+
+class UploadCors:
+    """ASGI middleware of the ``/api`` application: CORS for the signed upload URLs alone
+    (Starlette's ``CORSMiddleware``, answering preflights and adding its headers to every
+    answer, errors included, so that a page can read why an upload was refused)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["POST", "HEAD", "PATCH", "DELETE", "PUT", "OPTIONS"],
+            allow_headers=[
+                "Content-Type",
+                "Tus-Resumable",
+                "Upload-Length",
+                "Upload-Offset",
+                "Upload-Metadata",
+                "Upload-Defer-Length",
+                "X-HTTP-Method-Override",
+                "X-Requested-With",
+            ],
+            expose_headers=[
+                "Location",
+                "Upload-Offset",
+                "Upload-Length",
+                "Upload-Metadata",
+                "Tus-Resumable",
+                "Tus-Version",
+                "Tus-Extension",
+                "Tus-Max-Size",
+            ],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and guard.route_path(scope).startswith(_UPLOAD_PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 _PURPOSE: Final = "asset-upload"
