@@ -24,6 +24,7 @@ from mediatasks import __version__, blobstore, health, taskstore, telemetry, web
 from mediatasks import settings as settings_module
 from mediatasks.api import docs, media
 from mediatasks.api.flat.routes import create_flat_app
+from mediatasks.api.livepeer import reads
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
 from mediatasks.web import render as web_render
@@ -86,6 +87,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = opened
+    livepeer = create_livepeer_app(opened)
+    # Inside HttpMetrics (added after it, so outside), which counts what it answers.
+    app.add_middleware(reads.TaskReads, runtime=opened, livepeer=livepeer)
     app.add_middleware(telemetry.HttpMetrics)
     app.include_router(health.router)
     depth = telemetry.QueueDepth(opened.store, timeout_s=settings.readiness_timeout_s)
@@ -114,7 +118,6 @@ def create_app(
         return Response(await telemetry.render(depth), media_type=telemetry.CONTENT_TYPE)
 
     app.include_router(media.create_media_router(opened))
-    livepeer = create_livepeer_app(opened)
     flat = create_flat_app(opened)
     app.mount("/api", livepeer)
     app.mount("/v2", flat)
