@@ -538,6 +538,11 @@ def _dialect(path: str) -> str:
     return "service"
 
 
+#: The series of each (dialect, route, method, status) seen: ``labels()`` checks and locks on
+#: every call, a request needs only the same two series again.  As bounded as the labels are.
+_http_series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 class HttpMetrics:
     """ASGI middleware: ``mediatasks_http_requests_total`` and its latency histogram.
 
@@ -573,8 +578,15 @@ class HttpMetrics:
             dialect = _dialect(str(scope.get("path", "")))
             method = str(scope.get("method", ""))
             elapsed_s = answered_s if answered_s is not None else time.perf_counter() - started
-            _HTTP_REQUESTS.labels(dialect, label, method, str(status)).inc()
-            _HTTP_SECONDS.labels(dialect, label, method).observe(elapsed_s)
+            labels = (dialect, label, method, status)
+            series = _http_series.get(labels)
+            if series is None:
+                series = _http_series[labels] = (
+                    _HTTP_REQUESTS.labels(dialect, label, method, str(status)),
+                    _HTTP_SECONDS.labels(dialect, label, method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed_s)
             if _access_log.isEnabledFor(logging.INFO):
                 _log_request(scope, method, status, elapsed_s)
 

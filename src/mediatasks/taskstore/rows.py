@@ -76,13 +76,17 @@ def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
     )
 
 
+#: A tuple, not ``str | bytes``: that union is built again at each call (a page reads hundreds).
+_TEXT = (str, bytes)
+
+
 def load_json(value: Any) -> Any:
     """A JSON column's value: text in SQLite, already decoded by psycopg.
 
     orjson reads it several times faster than ``json``; what orjson refuses (an integer beyond
     64 bits, which no API lets in but an older row might hold) is read by ``json``.
     """
-    if not isinstance(value, str | bytes):
+    if not isinstance(value, _TEXT):
         return value
     try:
         return orjson.loads(value)
