@@ -82,6 +82,7 @@ def create_app(
         title="mediatasks",
         version=__version__,
         lifespan=lifespan,
+        telemetry=telemetry.NO_OPENTELEMETRY,
         openapi_url=None,  # docs.install serves /openapi.json and /docs, offline
         docs_url=None,
         redoc_url=None,

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 from prometheus_client import (
@@ -47,8 +47,12 @@ from pythonjsonlogger import json as jsonlogger
 
 from mediatasks import __version__, tasks, taskstore
 
+if TYPE_CHECKING:  # a worker process runs no FastAPI application: it does not import FastAPI
+    from fastapi.telemetry import TelemetryConfig
+
 __all__ = [
     "CONTENT_TYPE",
+    "NO_OPENTELEMETRY",
     "REGISTRY",
     "HttpMetrics",
     "QueueDepth",
@@ -67,6 +71,11 @@ __all__ = [
 
 log = logging.getLogger("mediatasks.task")
 _webhook_log = logging.getLogger("mediatasks.webhook")
+
+#: FastAPI's own OpenTelemetry, off in each application (``FastAPI(telemetry=...)``): the
+#: service's telemetry is this module's, and FastAPI would otherwise ask the global
+#: OpenTelemetry providers on every request whether one has been set up.
+NO_OPENTELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 
 #: The ``Content-Type`` of a metrics page.
 CONTENT_TYPE: Final = exposition.CONTENT_TYPE_LATEST

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mediatasks import errors, service, tasks
+from mediatasks import errors, service, tasks, telemetry
 from mediatasks.api import docs
 from mediatasks.api.livepeer import (
     access_control,
@@ -75,6 +75,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     """The ``/api`` application."""
     app = FastAPI(
         title="mediatasks: Livepeer Studio API",
+        telemetry=telemetry.NO_OPENTELEMETRY,
         description=(
             "Livepeer Studio's task and asset API.  `POST /task/{taskId}/cancel` is an "
             "addition of this service."
