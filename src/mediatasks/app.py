@@ -24,6 +24,7 @@ from mediatasks import __version__, telemetry, web
 from mediatasks import settings as settings_module
 from mediatasks.api import docs, health, media
 from mediatasks.api.flat.routes import create_flat_app
+from mediatasks.api.livepeer import reads
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime, open_runtime
 from mediatasks.web import render as web_render
@@ -71,11 +72,15 @@ def create_app(
         title="mediatasks",
         version=__version__,
         lifespan=lifespan,
+        telemetry=telemetry.NO_OPENTELEMETRY,
         openapi_url=None,  # docs.install serves /openapi.json and /docs, offline
         docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = opened
+    livepeer = create_livepeer_app(opened)
+    # Inside HttpMetrics (added after it, so outside), which counts what it answers.
+    app.add_middleware(reads.TaskReads, runtime=opened, livepeer=livepeer)
     app.add_middleware(telemetry.HttpMetrics)
     app.include_router(health.router)
     depth = telemetry.QueueDepth(opened.store, timeout_s=settings.readiness_timeout_s)
@@ -104,7 +109,6 @@ def create_app(
         return Response(await telemetry.render(depth), media_type=telemetry.CONTENT_TYPE)
 
     app.include_router(media.create_media_router(opened))
-    livepeer = create_livepeer_app(opened)
     flat = create_flat_app(opened)
     app.mount("/api", livepeer)
     app.mount("/v2", flat)

@@ -210,6 +210,14 @@ async def resolve_url(url: str, *, allow_private: bool, timeout_s: float) -> lis
     return await _resolve(_parse_url(url, allow_private=allow_private), allow_private, timeout_s)
 
 
+#: A URL that ``redact_url`` gives back as it is: a lower-case scheme, a host (and port) without
+#: user information or brackets, an optional path, no query, no fragment, nothing but printable
+#: ASCII.  Splitting and joining such a URL gives it back unchanged, and it holds nothing to mask.
+_PLAIN_URL: Final = re.compile(
+    r"[a-z][a-z0-9+.-]*://[A-Za-z0-9._~%!$&'()*+,;=:-]+(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?"
+)
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with its credentials masked, for showing it back in task parameters.
 
@@ -218,6 +226,8 @@ def redact_url(url: str) -> str:
     Everything else is kept as it was written.  Never raises: a URL that cannot be parsed has
     anything before an ``@`` masked.
     """
+    if _PLAIN_URL.fullmatch(url):  # most URLs: no need to split them (a task page shows many)
+        return url
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 from prometheus_client import (
@@ -47,8 +47,12 @@ from pythonjsonlogger import json as jsonlogger
 
 from mediatasks import __version__, tasks, taskstore
 
+if TYPE_CHECKING:  # a worker process runs no FastAPI application: it does not import FastAPI
+    from fastapi.telemetry import TelemetryConfig
+
 __all__ = [
     "CONTENT_TYPE",
+    "NO_OPENTELEMETRY",
     "REGISTRY",
     "HttpMetrics",
     "QueueDepth",
@@ -67,6 +71,11 @@ __all__ = [
 
 log = logging.getLogger("mediatasks.task")
 _webhook_log = logging.getLogger("mediatasks.webhook")
+
+#: FastAPI's own OpenTelemetry, off in each application (``FastAPI(telemetry=...)``): the
+#: service's telemetry is this module's, and FastAPI would otherwise ask the global
+#: OpenTelemetry providers on every request whether one has been set up.
+NO_OPENTELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 
 #: The ``Content-Type`` of a metrics page.
 CONTENT_TYPE: Final = exposition.CONTENT_TYPE_LATEST
@@ -554,6 +563,11 @@ def _dialect(path: str) -> str:
     return "service"
 
 
+#: The series of each (dialect, route, method, status) seen: ``labels()`` checks and locks on
+#: every call, a request needs only the same two series again.  As bounded as the labels are.
+_http_series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 class HttpMetrics:
     """ASGI middleware: ``mediatasks_http_requests_total`` and its latency histogram.
 
@@ -589,8 +603,15 @@ class HttpMetrics:
             dialect = _dialect(str(scope.get("path", "")))
             method = str(scope.get("method", ""))
             elapsed_s = answered_s if answered_s is not None else time.perf_counter() - started
-            _HTTP_REQUESTS.labels(dialect, label, method, str(status)).inc()
-            _HTTP_SECONDS.labels(dialect, label, method).observe(elapsed_s)
+            labels = (dialect, label, method, status)
+            series = _http_series.get(labels)
+            if series is None:
+                series = _http_series[labels] = (
+                    _HTTP_REQUESTS.labels(dialect, label, method, str(status)),
+                    _HTTP_SECONDS.labels(dialect, label, method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed_s)
             if _access_log.isEnabledFor(logging.INFO):
                 _log_request(scope, method, status, elapsed_s)
 

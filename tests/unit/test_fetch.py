@@ -315,6 +315,31 @@ def test_redact_url_never_raises() -> None:
     assert fetch.redact_url("not a url") == "not a url"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/video-1.mp4",
+        "https://media.test/a/b/c.mp4",
+        "s3+https://gateway.test/bucket/in.mp4",
+        "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        "https://media.test",
+        "https://media.test/p@q/r",
+        # Not plain: split and joined again, as before.
+        "HTTPS://media.test/a",
+        "https://media.test/a?",
+        "https://media.test/a#",
+        "https://media.test/a b",
+        "https://[::1]:8000/a",
+        "https:/media.test/a",
+        "https://media.test/é.mp4",
+    ],
+)
+def test_redact_url_gives_back_what_splitting_and_joining_gives(url: str) -> None:
+    """A plain URL is given back without being split: the answer must not change for it."""
+    joined = urllib.parse.urlunsplit(urllib.parse.urlsplit(url))
+    assert fetch.redact_url(url) == joined
+
+
 # -- resolving and redirect checks ----------------------------------------------------------------
 
 

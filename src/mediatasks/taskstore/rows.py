@@ -19,13 +19,16 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+_fromtimestamp = datetime.fromtimestamp
+
+
 def from_ms(value: int) -> datetime:
     """The aware UTC datetime of Unix milliseconds."""
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return _fromtimestamp(value / 1000, UTC)
 
 
 def maybe_from_ms(value: int | None) -> datetime | None:
-    return None if value is None else from_ms(value)
+    return None if value is None else _fromtimestamp(value / 1000, UTC)
 
 
 def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
@@ -45,10 +48,11 @@ def task_from_row(row: Mapping[str, Any]) -> tasks.Task:
         error_message=row["error_message"],
         input_asset_id=row["input_asset_id"],
         output_asset_id=row["output_asset_id"],
-        created_at=from_ms(row["created_at"]),
-        updated_at=from_ms(row["updated_at"]),
+        # datetime.fromtimestamp at once, not from_ms: a page turns 140 times into datetimes.
+        created_at=_fromtimestamp(row["created_at"] / 1000, UTC),
+        updated_at=_fromtimestamp(row["updated_at"] / 1000, UTC),
         scheduled_at=maybe_from_ms(row["scheduled_at"]),
-        run_at=from_ms(row["run_at"]),
+        run_at=_fromtimestamp(row["run_at"] / 1000, UTC),
         started_at=maybe_from_ms(row.get("started_at")),
         lease_token=row["lease_token"],
         lease_expires_at=maybe_from_ms(row["lease_expires_at"]),
@@ -70,10 +74,14 @@ def asset_from_row(row: Mapping[str, Any]) -> assets.Asset:
         options=load_json(row["options"]),
         media=load_json(row["media"]),
         storage=load_json(row.get("storage") or "{}"),
-        created_at=from_ms(row["created_at"]),
-        updated_at=from_ms(row["updated_at"]),
+        created_at=_fromtimestamp(row["created_at"] / 1000, UTC),
+        updated_at=_fromtimestamp(row["updated_at"] / 1000, UTC),
         deleted_at=maybe_from_ms(row["deleted_at"]),
     )
+
+
+#: A tuple, not ``str | bytes``: that union is built again at each call (a page reads hundreds).
+_TEXT = (str, bytes)
 
 
 def load_json(value: Any) -> Any:
@@ -82,7 +90,7 @@ def load_json(value: Any) -> Any:
     orjson reads it several times faster than ``json``; what orjson refuses (an integer beyond
     64 bits, which no API lets in but an older row might hold) is read by ``json``.
     """
-    if not isinstance(value, str | bytes):
+    if not isinstance(value, _TEXT):
         return value
     try:
         return orjson.loads(value)

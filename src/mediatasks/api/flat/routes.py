@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mediatasks import errors
+from mediatasks import errors, telemetry
 from mediatasks.api import docs
 from mediatasks.api.flat import body, links, scores, tasks, wire
 from mediatasks.api.flat.auth import FlatError
@@ -93,6 +93,7 @@ def create_flat_app(runtime: Runtime) -> FastAPI:
     """The ``/v2`` application."""
     app = FastAPI(
         title="mediatasks: Flat API",
+        telemetry=telemetry.NO_OPENTELEMETRY,
         description=(
             "Flat's score import and audio-export tasks.  `POST /tasks/{task}/cancel` and the "
             "`parts` of scores and revisions are additions of this service."

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from mediatasks.api.runtime import Runtime
 
-__all__ = ["ApiError", "Project", "runtime_of"]
+__all__ = ["ApiError", "Project", "project_of", "runtime_of"]
 
 
 class ApiError(Exception):
@@ -26,19 +26,24 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-async def _project_of(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The project of the request's API key."""
+async def project_of(runtime: Runtime, authorization: str | None) -> str:
+    """The project of the API key in an ``Authorization`` header's value; 401 otherwise."""
     if not authorization:
         raise ApiError(401, "request is not authenticated")
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer":
         raise ApiError(401, f"unsupported authorization header scheme: {scheme}")
-    key = await runtime_of(request).keys.authenticate(secret.strip())
+    key = await runtime.keys.authenticate(secret.strip())
     if key is None:
         raise ApiError(401, "no token found for the API key")
     return key.project_id
+
+
+async def _project_of(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The project of the request's API key."""
+    return await project_of(runtime_of(request), authorization)
 
 
 #: The project of the caller; a key never sees another project's resources.

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from mediatasks import settings as settings_module
 
-__all__ = ["RequestGuard", "route_path"]
+__all__ = ["Refused", "RequestGuard", "check_target", "route_path"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,8 +57,23 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
+    return _CONTROL.search(text) is not None
+
+
+def check_target(scope: Scope) -> None:
+    """``Refused`` (404, 400) if the path or a query parameter holds a control character."""
+    if _has_control(scope.get("path", "")):
+        raise Refused(404, "not found")
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%" not in query and not _has_control(query):
+        return  # nothing a parameter could decode to holds one
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if _has_control(name) or _has_control(value):
+            raise Refused(400, f"query parameter {name[:40]!r} holds a control character")
 
 
 def _constant(name: str) -> Any:
@@ -89,7 +105,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         try:
-            self._check_target(scope)
+            check_target(scope)
             if scope["method"] in _BODY_METHODS and not route_path(scope).startswith(_BYTE_STREAMS):
                 body = await self._body(scope, receive)
                 if body.strip():
@@ -99,15 +115,6 @@ class RequestGuard:
             await _answer(send, refused.status, refused.message)
             return
         await self.app(scope, receive, send)
-
-    @staticmethod
-    def _check_target(scope: Scope) -> None:
-        if _has_control(scope.get("path", "")):
-            raise Refused(404, "not found")
-        query = scope.get("query_string", b"").decode("latin-1")
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            if _has_control(name) or _has_control(value):
-                raise Refused(400, f"query parameter {name[:40]!r} holds a control character")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_json_body_bytes

@@ -7,7 +7,6 @@ own project: anything else answers 404.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -15,16 +14,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mediatasks import errors, service, tasks
+from mediatasks import errors, service, tasks, telemetry
 from mediatasks.api import docs
 from mediatasks.api.livepeer import (
     access_control,
+    answers,
     events,
     exports,
     guard,
     idempotency,
     paging,
     playback,
+    reads,
     schemas,
     transcode,
     uploads,
@@ -40,18 +41,7 @@ __all__ = ["create_livepeer_app"]
 log = logging.getLogger(__name__)
 
 
-def _errors(status: int, *messages: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"errors": list(messages)}, status_code=status, headers=headers)
-
-
-_DOMAIN_STATUS: Sequence[tuple[type[errors.MediaTasksError], int]] = (
-    (errors.NotFound, 404),
-    (errors.LeaseLost, 409),
-    (errors.InvalidTransition, 400),
-    (errors.Conflict, 409),
-    (errors.InvalidInput, 422),
-    (errors.Unavailable, 503),
-)
+_errors = answers.errors_response
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -61,11 +51,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.MediaTasksError)
     async def domain_error(_: Request, exc: errors.MediaTasksError) -> JSONResponse:
-        for kind, status in _DOMAIN_STATUS:
-            if isinstance(exc, kind):
-                return _errors(status, exc.message)
-        log.error("unmapped error: %r", exc)
-        return _errors(500, "Internal server error")
+        return answers.domain_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,6 +75,7 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
     """The ``/api`` application."""
     app = FastAPI(
         title="mediatasks: Livepeer Studio API",
+        telemetry=telemetry.NO_OPENTELEMETRY,
         description=(
             "Livepeer Studio's task and asset API.  `POST /task/{taskId}/cancel` is an "
             "addition of this service."
@@ -114,19 +101,11 @@ def create_livepeer_app(runtime: Runtime) -> FastAPI:
 
     @router.get("/task", response_model=list[Any])
     async def list_tasks(request: Request, project: Project) -> Response:
-        query = paging.list_query(
-            request, project, paging.TASK_FIELDS, types=sorted(wire.VISIBLE_TYPES)
-        )
-        page = await runtime.store.view_tasks(query)
-        base = base_url(request)
-        answer = views.Json([views.render_view(view, base) for view in page.items])
-        paging.finish_page(request, answer, query, page)
-        return answer
+        return await reads.task_page(runtime, request, project)
 
     @router.get("/task/{task_id}", response_model=dict[str, Any])
     async def get_task(task_id: str, request: Request, project: Project) -> Response:
-        view = await views.visible_view(runtime, task_id, project)
-        return views.Json(views.render_view(view, base_url(request)))
+        return await reads.one_task(runtime, request, task_id, project)
 
     @router.post("/task/{task_id}/retry")
     async def retry_task(task_id: str, project: Project) -> dict[str, Any]:

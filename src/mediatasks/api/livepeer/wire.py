@@ -53,6 +53,8 @@ _MASK = "***"
 
 def _mask(value: Any) -> Any:
     """Mask credentials in every URL found in ``value``, and the values of secret fields."""
+    if isinstance(value, str):
+        return fetch.redact_url(value) if "://" in value else value
     if isinstance(value, dict):
         return {
             k: _MASK if k.lower() in _SECRET_FIELDS and isinstance(v, str) else _mask(v)
@@ -60,8 +62,6 @@ def _mask(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_mask(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return fetch.redact_url(value)
     return value
 
 
