@@ -79,7 +79,7 @@ def create_app(
     )
     app.state.runtime = opened
     livepeer = create_livepeer_app(opened)
-    # Inside HttpMetrics (added after it, so outside), which counts what it answers.
+    # Inside HttpMetrics (added after it, so it runs first), which counts what it answers.
     app.add_middleware(reads.TaskReads, runtime=opened, livepeer=livepeer)
     app.add_middleware(telemetry.HttpMetrics)
     app.include_router(health.router)
