@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from mediatasks import errors
@@ -26,7 +26,18 @@ __all__ = [
     "TaskType",
     "check_transition",
     "eta",
+    "unix_ms",
 ]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def unix_ms(moment: datetime) -> int:
+    """Unix milliseconds of an aware datetime, exactly (a part of a millisecond is dropped).
+    ``int(moment.timestamp() * 1000)`` goes through a float, and answers one millisecond less
+    for about 0.6 % of the moments that a millisecond count names."""
+    return (moment - _EPOCH) // _MS
 
 
 class Phase(enum.StrEnum):

@@ -16,7 +16,7 @@ __all__ = ["asset_from_row", "from_ms", "load_json", "maybe_from_ms", "task_from
 
 def to_ms(moment: datetime) -> int:
     """Unix milliseconds of an aware datetime."""
-    return int(moment.timestamp() * 1000)
+    return tasks.unix_ms(moment)
 
 
 _fromtimestamp = datetime.fromtimestamp

@@ -112,7 +112,7 @@ def _moment(value: str, label: str) -> int | None:
         moment = moment.replace(tzinfo=UTC)
     if not 1970 <= moment.year <= 9999:
         raise render.PageError(400, f"The date for “{label}” is out of range.")
-    return int(moment.timestamp() * 1000)
+    return tasks.unix_ms(moment)
 
 
 def _parse_filters(params: Mapping[str, str]) -> _Filters:

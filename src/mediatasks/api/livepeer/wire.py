@@ -40,7 +40,7 @@ VISIBLE_TYPES: frozenset[str] = frozenset({*PARAMS_KEY, tasks.TaskType.NOOP})
 
 def ms(moment: datetime) -> int:
     """Unix milliseconds."""
-    return int(moment.timestamp() * 1000)
+    return tasks.unix_ms(moment)
 
 
 #: Fields (lower case) whose values are credentials wherever they appear: an export's Pinata
