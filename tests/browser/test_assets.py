@@ -352,19 +352,22 @@ def test_import_by_url_follows_the_task_until_ready(
         screenshot(page, "asset-processing")
         assert assert_accessible(page) == []  # not even a minor violation
 
-        # The list follows it too, without a reload, until it is ready.
-        page.goto("/assets")
-        _record_status(page, f"#asset-status-{asset_id}")
-        page.wait_for_function(
+        # The list, in a second tab, follows it too, without a reload, until it is ready.
+        listing = page.context.new_page()
+        listing.goto("/assets")
+        _record_status(listing, f"#asset-status-{asset_id}")
+        listing.wait_for_function(
             "() => window.seenStatus.some(s => s.startsWith('ready'))", timeout=READY_TIMEOUT_MS
         )
-    seen = page.evaluate("() => window.seenStatus")
+    seen = listing.evaluate("() => window.seenStatus")
     assert seen[0].startswith(("waiting", "processing")), seen
     assert seen[-1] == "ready completed", seen
-    assert page.evaluate("() => window.notReloaded === true"), "the list was reloaded"
+    assert listing.evaluate("() => window.notReloaded === true"), "the list was reloaded"
 
-    page.goto(f"/assets/{asset_id}")
+    # The asset's page, left open while it was made, shows its player by itself.
     _wait_playing(page)
+    assert page.url.endswith(f"/assets/{asset_id}")
+    assert page.get_by_role("link", name=re.compile(r"^Download MP4")).count() >= 1
 
 
 def test_a_jwt_asset_plays_only_with_a_signed_token(

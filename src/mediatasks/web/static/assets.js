@@ -223,4 +223,18 @@
       startPlayer(video);
     }
   });
+  // -- an asset's page while it is made ------------------------------------------------------
+  // The live status (server-sent events) moves on the page; once the asset becomes ready or
+  // fails, the page is shown again, with its player, renditions and downloads (or the error).
+  // data-shown-phase is the phase the page was made with: a page made when the asset was
+  // already ready is not shown again.
+  document.addEventListener("htmx:sseMessage", function (event) {
+    const target = event.target;  // the element that swapped the message in
+    if (!target || !target.dataset || !target.dataset.shownPhase) return;
+    const status = target.querySelector("[data-asset-phase]");
+    const phase = status ? status.dataset.assetPhase : null;
+    if ((phase === "ready" || phase === "failed") && phase !== target.dataset.shownPhase) {
+      window.location.reload();
+    }
+  });
 })();
