@@ -37,6 +37,7 @@ class Proxy:
         #: Bytes forwarded from clients to the target, in all.
         self.bytes_up = 0
         self._on_up: list[tuple[int, threading.Event]] = []
+        self._cut_at: list[tuple[int, threading.Event]] = []
         self._start_accepting()
 
     def _start_accepting(self) -> None:
@@ -90,6 +91,20 @@ class Proxy:
                 self._on_up.append((count, event))
         return event
 
+    def cut_when_up(self, count: int) -> threading.Event:
+        """Cut every connection as soon as ``count`` bytes have gone from clients to the target,
+        from the thread that forwarded them, so that no later bytes of that connection get
+        through first, however busy the machine; the event is set once the cut is done."""
+        event = threading.Event()
+        with self._lock:
+            due = self.bytes_up >= count
+            if not due:
+                self._cut_at.append((count, event))
+        if due:
+            self.cut()
+            event.set()
+        return event
+
     def close(self) -> None:
         self._closed.set()
         self._forwarding.set()
@@ -105,10 +120,11 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+            # The generation of the moment it was accepted: a cut before its thread runs stops it.
+            generation = self._generation
+            threading.Thread(target=self._connect, args=(client, generation), daemon=True).start()
 
-    def _connect(self, client: socket.socket) -> None:
-        generation = self._generation
+    def _connect(self, client: socket.socket, generation: int) -> None:
         self._forwarding.wait()
         try:
             upstream = socket.create_connection(self.target, timeout=5)
@@ -158,7 +174,11 @@ class Proxy:
             self.bytes_up += size
             due = [(n, e) for n, e in self._on_up if self.bytes_up >= n]
             self._on_up = [(n, e) for n, e in self._on_up if self.bytes_up < n]
-        for _, event in due:
+            cuts = [(n, e) for n, e in self._cut_at if self.bytes_up >= n]
+            self._cut_at = [(n, e) for n, e in self._cut_at if self.bytes_up < n]
+        if cuts:
+            self.cut()
+        for _, event in due + cuts:
             event.set()
 
 

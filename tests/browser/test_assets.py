@@ -6,7 +6,6 @@ project's asset."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -289,16 +288,14 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
                 ),
             )
             # Cut every connection once a third of the file has gone through.
-            third = proxy.when_up(proxy.bytes_up + size // 3)
-            cutter = threading.Thread(target=lambda: third.wait(60) and proxy.cut())
-            cutter.start()
+            cut = proxy.cut_when_up(proxy.bytes_up + size // 3)
             asset_id = _upload_from_page(page, big, "cut in the middle")
             page.wait_for_function(
                 "() => ['done', 'failed'].includes("
                 "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
                 timeout=120_000,
             )
-            cutter.join(5)
+            assert cut.wait(5), "the connections were never cut"
             panel = page.locator("#upload-area [data-asset-id]")
             assert panel.get_attribute("data-upload-state") == "done"
             assert int(panel.get_attribute("data-retries") or 0) >= 1
