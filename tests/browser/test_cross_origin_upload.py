@@ -5,9 +5,6 @@ the file with tus-js-client straight to the service's signed tus URL (another or
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,21 +51,8 @@ def other_site(folder: Path) -> Iterator[str]:
     and the video the page sends."""
     (folder / "index.html").write_text(PAGE)
     (folder / "tus.min.js").write_bytes((TUS / "tus.min.js").read_bytes())
-    handler = functools.partial(_Quiet, directory=str(folder))
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=site.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{site.server_address[1]}"
-    finally:
-        site.shutdown()
-        site.server_close()
-        thread.join(5)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with processes.file_server(folder) as site:
+        yield site
 
 
 def test_a_page_of_another_origin_uploads_with_tus(

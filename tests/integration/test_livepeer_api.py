@@ -14,14 +14,6 @@ from mediatasks.api.runtime import Runtime
 from mediatasks.blobstore.local import LocalBlobStore
 
 
-@pytest.fixture
-async def runtime(store: taskstore.TaskStore, tmp_path: Path) -> AsyncIterator[Runtime]:
-    config = settings.Settings(data_dir=tmp_path, allow_private_urls=False)
-    blobs = LocalBlobStore(tmp_path / "media")
-    yield Runtime(settings=config, store=store, blobs=blobs)
-    await blobs.close()
-
-
 async def _key(store: taskstore.TaskStore, name: str) -> tuple[str, str]:
     project = await store.create_project(name)
     _, secret = await store.create_api_key(project.id, name)

@@ -3,26 +3,13 @@ byte for byte what the Livepeer application's own routes say, errors included.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from mediatasks import app, settings, tasks, taskstore
+from mediatasks import app, tasks, taskstore
 from mediatasks.api.livepeer.routes import create_livepeer_app
 from mediatasks.api.runtime import Runtime
-from mediatasks.blobstore.local import LocalBlobStore
-
-
-@pytest.fixture
-async def runtime(store: taskstore.TaskStore, tmp_path: Path) -> AsyncIterator[Runtime]:
-    config = settings.Settings(data_dir=tmp_path, allow_private_urls=False)
-    blobs = LocalBlobStore(tmp_path / "media")
-    yield Runtime(settings=config, store=store, blobs=blobs)
-    await blobs.close()
 
 
 def _client(application: object, secret: str) -> httpx.AsyncClient:
