@@ -83,6 +83,27 @@ async def test_claim_respects_run_at_types_and_limit(store: taskstore.TaskStore)
     assert await store.count_tasks(tasks.Phase.WAITING) == 2  # one noop, one "other"
 
 
+async def test_a_task_behind_the_claim_cursor_is_still_claimed(
+    store: taskstore.TaskStore,
+) -> None:
+    # A claim starts where the store's previous claim left off: a task that becomes runnable
+    # with an older run_at (it committed late, or its creator's clock is behind) is taken by the
+    # first claim that finds fewer tasks than it asks for, the next one at the latest.
+    project = await new_project(store)
+    late = T0 + timedelta(hours=1)
+    for i in range(3):
+        await add(store, project, now=late + timedelta(seconds=i))
+    first = await store.claim("w", types=TYPES, limit=2, lease_s=30, now=late + timedelta(hours=1))
+    assert len(first) == 2
+    behind = await add(store, project, now=T0)
+    ahead = await add(store, project, now=late + timedelta(seconds=10))
+    second = await store.claim("w", types=TYPES, limit=2, lease_s=30, now=late + timedelta(hours=1))
+    third = await store.claim("w", types=TYPES, limit=2, lease_s=30, now=late + timedelta(hours=1))
+    taken = {task.id for task in second + third}
+    assert behind.id in taken and ahead.id in taken and len(taken) == 3
+    assert await store.count_tasks(tasks.Phase.WAITING) == 0
+
+
 async def test_ping(store: taskstore.TaskStore) -> None:
     await store.ping()
     await asyncio.gather(*(store.ping() for _ in range(5)))  # concurrent pings share the trip

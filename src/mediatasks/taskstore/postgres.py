@@ -76,6 +76,7 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
     """A task store in a PostgreSQL database."""
 
     def __init__(self, url: str, *, pool_size: int = 8, timeout_s: float = 1.5) -> None:
+        super().__init__()
         self.url = url
         self.timeout_s = timeout_s
         self.queries = named.load_queries("postgres", "pyformat")

@@ -74,6 +74,7 @@ class SqliteTaskStore(sqlstore.SqlTaskStore):
     """A task store in one SQLite file."""
 
     def __init__(self, path: Path, *, timeout_s: float = 1.5) -> None:
+        super().__init__()
         self.path = path
         self.timeout_s = timeout_s
         self.queries = named.load_queries("sqlite", "named")

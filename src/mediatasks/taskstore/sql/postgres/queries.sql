@@ -1,12 +1,13 @@
 -- PostgreSQL's own queries; the rest are in ../queries.sql.
 
 -- name: claim
--- waiting -> running for up to :limit runnable tasks of the given types, oldest run_at first.
+-- waiting -> running for up to :limit runnable tasks of the given types, oldest run_at first,
+-- from run_at :from_run_at on (where the store's claim cursor says the runnable ones start).
 -- SKIP LOCKED lets many workers claim at once without waiting on each other's rows.
 -- {types} is replaced by one placeholder per type.
 WITH picked AS (
     SELECT id FROM tasks
-    WHERE phase = 'waiting' AND run_at <= :now AND type IN ({types})
+    WHERE phase = 'waiting' AND run_at <= :now AND run_at >= :from_run_at AND type IN ({types})
     ORDER BY run_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -27,7 +28,7 @@ RETURNING tasks.*;
 -- path from a new task to its handler.
 WITH picked AS (
     SELECT id FROM tasks
-    WHERE phase = 'waiting' AND run_at <= :now AND type IN ({types})
+    WHERE phase = 'waiting' AND run_at <= :now AND run_at >= :from_run_at AND type IN ({types})
     ORDER BY run_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED

@@ -2,7 +2,8 @@
 -- claim holds the database's write lock from its SELECT to its UPDATE.
 
 -- name: claim
--- waiting -> running for up to :limit runnable tasks of the given types, oldest run_at first.
+-- waiting -> running for up to :limit runnable tasks of the given types, oldest run_at first,
+-- from run_at :from_run_at on (where the store's claim cursor says the runnable ones start).
 -- {types} is replaced by one placeholder per type.
 UPDATE tasks
 SET phase = 'running', attempt = attempt + 1, progress = NULL,
@@ -10,7 +11,7 @@ SET phase = 'running', attempt = attempt + 1, progress = NULL,
     worker_id = :worker_id, started_at = :now, updated_at = :now
 WHERE id IN (
     SELECT id FROM tasks
-    WHERE phase = 'waiting' AND run_at <= :now AND type IN ({types})
+    WHERE phase = 'waiting' AND run_at <= :now AND run_at >= :from_run_at AND type IN ({types})
     ORDER BY run_at, id
     LIMIT :limit
 )
