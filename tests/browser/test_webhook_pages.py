@@ -119,7 +119,7 @@ def test_create_edit_resend_and_delete_a_webhook(
         _request_upload(server, server.key, "while the receiver is down")
         _wait(lambda: len(hook_receiver.requests) >= 2)
         page.wait_for_function(
-            "document.querySelectorAll('#delivery-log tbody tr').length >= 2", timeout=20_000
+            "() => document.querySelectorAll('#delivery-log tbody tr').length >= 2", timeout=20_000
         )
         page.get_by_label("Show").select_option("failed")
         page.get_by_role("button", name="Filter").click()
