@@ -346,7 +346,35 @@ def sample_video(
 
     The service refuses loopback URLs unless it runs with MEDIATASKS_ALLOW_PRIVATE_URLS=true.
     """
-    target = folder or Path(tempfile.mkdtemp(prefix="mediatasks-sample-"))
+    with _sigterm_as_interrupt():
+        target = folder or Path(tempfile.mkdtemp(prefix="mediatasks-sample-"))
+        try:
+            _make_and_serve_sample(target, port=port, seconds=seconds)
+        finally:
+            if folder is None:
+                shutil.rmtree(target, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does: by raising ``KeyboardInterrupt``.
+
+    Python's default for SIGTERM is to die on the spot, running no ``finally``; a foreground
+    command that a process manager (or a test) stops with SIGTERM must clean up all the same.
+    """
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _make_and_serve_sample(target: Path, *, port: int, seconds: float) -> None:
+    """Write ``target/sample.mp4`` and serve ``target`` until interrupted."""
     video = target / "sample.mp4"
     try:
         asyncio.run(sample.make_sample(video, seconds=seconds))
@@ -368,8 +396,6 @@ def sample_video(
         pass
     finally:
         files.server_close()
-        if folder is None:
-            shutil.rmtree(target, ignore_errors=True)
 
 
 # -- keys -------------------------------------------------------------------------------------

@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     #: once and kept in ``data_dir/secret-key``; the scaled shape (several API processes) must
     #: set the same ``MEDIATASKS_SECRET_KEY`` on every one of them.
     secret_key: str = Field(default="", repr=False)
+    #: Failed dashboard sign-ins one client address may make within ``sign_in_window_s``; the
+    #: next are refused (429, with ``Retry-After``) until the oldest of them is that old.
+    #: Counted per API process, by the address uvicorn gives (behind a proxy it trusts, set by
+    #: ``FORWARDED_ALLOW_IPS``, the client's).  0 turns the limit off.
+    sign_in_max_failures: int = Field(default=10, ge=0)
+    #: The moving window, in whole seconds, over which ``sign_in_max_failures`` counts.
+    sign_in_window_s: int = Field(default=300, ge=1)
 
     #: IPFS exports go to this kubo RPC API (``http://127.0.0.1:5001``), as ``POST
     #: /api/v0/add?cid-version=1``.  With neither it nor ``pinata_jwt`` set, an export to IPFS is

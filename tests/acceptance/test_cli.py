@@ -119,6 +119,37 @@ def test_keys_without_a_store_say_so_and_create_nothing(tmp_path: Path) -> None:
     assert list(empty.iterdir()) == []
 
 
+@pytest.mark.parametrize("stopped", ["while serving", "while making the video"])
+def test_sample_removes_its_temporary_folder_when_stopped_with_sigterm(
+    stopped: str, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"  # the command's own TMPDIR, so that its folder can be seen
+    temp.mkdir()
+    port = processes.free_port()
+    seconds = "1" if stopped == "while serving" else "600"
+    proc = processes.start(
+        ["sample", "--port", str(port), "--seconds", seconds],
+        {"TMPDIR": str(temp)},
+        tmp_path / "sample.log",
+    )
+    try:
+        if stopped == "while serving":
+            processes.wait_http(f"http://127.0.0.1:{port}/sample.mp4", proc, timeout_s=120)
+        else:
+            deadline = time.monotonic() + 60
+            while not list(temp.glob("mediatasks-sample-*/*")):  # FFmpeg has begun writing
+                assert proc.popen.poll() is None and time.monotonic() < deadline, proc.log()
+                time.sleep(0.05)
+        [folder] = temp.glob("mediatasks-sample-*")
+    finally:
+        returncode = proc.stop()
+    assert returncode != -signal.SIGTERM and returncode != -signal.SIGKILL, proc.log()
+    if stopped == "while serving":
+        assert returncode == 0, proc.log()  # as after Ctrl-C
+    assert not folder.exists(), proc.log()
+    assert list(temp.iterdir()) == []
+
+
 def test_upload_survives_a_cut_connection_and_an_interrupted_command(
     server: processes.Server, user: dict[str, str], tmp_path: Path
 ) -> None:

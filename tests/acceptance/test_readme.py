@@ -59,12 +59,17 @@ def sdk_python() -> Path:
 def sample(tmp_path: Path) -> Iterator[str]:
     """``mediatasks sample`` as the README runs it (on a free port); its base URL."""
     port = processes.free_port()
-    proc = processes.start(["sample", "--port", str(port)], {}, tmp_path / "sample.log")
+    temp = tmp_path / "sample-tmp"
+    temp.mkdir()
+    proc = processes.start(
+        ["sample", "--port", str(port)], {"TMPDIR": str(temp)}, tmp_path / "sample.log"
+    )
     try:
         processes.wait_http(f"http://127.0.0.1:{port}/sample.mp4", proc, timeout_s=120)
         yield f"127.0.0.1:{port}"
     finally:
         proc.stop()
+    assert list(temp.iterdir()) == [], "the sample's temporary folder was left behind"
 
 
 def test_the_sdk_snippets_run_as_printed(sdk_python: Path, sample: str, tmp_path: Path) -> None:

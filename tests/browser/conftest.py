@@ -6,7 +6,10 @@ Fixtures:
 * ``server``: one ``mediatasks serve`` (embedded: SQLite, a worker) for the whole session, on a
   free loopback port; ``server.key`` is its bootstrap API key.
 * ``browser``: chromium, headless, for one test module.  ``page``: a fresh context (no
-  cookies) at 1280x800.
+  cookies) at 1280x800, which fails the test on any Content-Security-Policy violation;
+  ``watch_csp(context)`` does the same watching for a context of a test's own.  So a
+  ``wait_for_function`` predicate is a function (``"() => ..."``): Playwright polls a bare
+  expression with ``eval``, which the pages' policy refuses.
 * ``signed_in``: a ``page`` signed in with the bootstrap key, on the overview.
 * ``screenshot(page, name)``: a 1280x800 PNG in ``test-artifacts/screenshots/<name>.png``.
 * ``assert_accessible(page)``: axe-core (pinned by ``tests/browser/package-lock.json``) on the
@@ -137,16 +140,46 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+#: Run in every document before its own scripts: each Content-Security-Policy violation that the
+#: document sees becomes a console error (the browser's own message does not name the directive
+#: for every kind of violation).
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} refused ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+
+
+def watch_csp(context: Any) -> list[str]:
+    """Collect every Content-Security-Policy violation reported in ``context``'s pages (by the
+    ``securitypolicyviolation`` event, or by the browser's own console message): the list
+    that fills as they come."""
+    seen: list[str] = []
+
+    def console(message: Any) -> None:
+        text = message.text
+        if text.startswith("CSP violation:") or "Content Security Policy" in text:
+            seen.append(f"{text} ({message.page.url if message.page else '?'})")
+
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+    context.on("console", console)
+    return seen
+
+
 @pytest.fixture
 def page(browser: Any, server: processes.Server) -> Iterator[Any]:
-    """A new page in a fresh context (no cookies), 1280x800, on the server's origin."""
+    """A new page in a fresh context (no cookies), 1280x800, on the server's origin.  The test
+    fails if any of its pages reports a Content-Security-Policy violation."""
     context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
     context.set_default_timeout(15_000)
+    violations = watch_csp(context)
     opened = context.new_page()
     try:
         yield opened
     finally:
         context.close()
+    assert violations == [], "Content-Security-Policy violations"
 
 
 def sign_in(page: Any, secret: str) -> None:
@@ -194,7 +227,8 @@ def assert_accessible(_axe_source: str) -> Callable[[Any], list[dict[str, Any]]]
 
     def check(page: Any) -> list[dict[str, Any]]:
         if not page.evaluate("typeof window.axe !== 'undefined'"):
-            page.add_script_tag(content=_axe_source)
+            # Evaluated rather than added as a <script>: the pages' policy refuses inline ones.
+            page.evaluate(_axe_source)
         result: dict[str, Any] = page.evaluate(
             "async () => await window.axe.run(document, {resultTypes: ['violations']})"
         )

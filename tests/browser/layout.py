@@ -13,7 +13,7 @@ def assert_fits_a_phone(page: Any) -> None:
     before = page.viewport_size
     page.set_viewport_size(PHONE)
     try:
-        page.wait_for_function("document.documentElement.clientWidth <= 390")
+        page.wait_for_function("() => document.documentElement.clientWidth <= 390")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

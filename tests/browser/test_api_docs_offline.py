@@ -48,7 +48,7 @@ def _offline(page: Any) -> list[str]:
 def _shown_operations(page: Any, count: int) -> set[tuple[str, str]]:
     """The ``(METHOD, path)`` of every operation Swagger UI shows, once it shows ``count``."""
     page.wait_for_function(
-        f"document.querySelectorAll('.opblock').length >= {count}", timeout=30_000
+        f"() => document.querySelectorAll('.opblock').length >= {count}", timeout=30_000
     )
     shown: list[list[str]] = page.eval_on_selector_all(
         ".opblock",

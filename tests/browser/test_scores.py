@@ -101,14 +101,14 @@ def test_import_a_score_and_export_it_to_wav_with_live_progress_and_a_player(
     audio = done.locator("audio")
     audio.wait_for()
     page.wait_for_function(
-        f"document.querySelector('#export-{task_id} audio').readyState >= 1", timeout=30_000
+        f"() => document.querySelector('#export-{task_id} audio').readyState >= 1", timeout=30_000
     )
     duration = audio.evaluate("a => a.duration")
     assert duration == pytest.approx(SECONDS, abs=1.5)
     assert audio.evaluate("a => a.error") is None
     audio.evaluate("a => { a.muted = true; return a.play(); }")
     page.wait_for_function(
-        f"document.querySelector('#export-{task_id} audio').currentTime > 0.5", timeout=30_000
+        f"() => document.querySelector('#export-{task_id} audio').currentTime > 0.5", timeout=30_000
     )
     # After it is done, the row no longer refreshes: the player is not replaced while it plays.
     assert done.get_attribute("hx-trigger") is None

@@ -3,6 +3,8 @@ libraries (the pages themselves are tested in a real browser, under ``tests/brow
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import httpx
 import pytest
 
 from mediatasks import settings, taskstore
-from mediatasks.web import files, session
+from mediatasks.web import files, render, session
 from tests import inprocess
 
 
@@ -161,3 +163,39 @@ async def test_an_unknown_page_answers_a_browser_in_words(
         assert plain.status_code == 404 and plain.json() == {"detail": "Not Found"}
         api = await web.get("/api/no-such-thing", headers={"Accept": "text/html"})
         assert api.status_code == 404 and "errors" in api.json()
+
+
+async def test_every_page_has_a_content_security_policy_and_the_docs_their_own(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> None:
+    config = settings.Settings(data_dir=tmp_path / "data")
+    async with inprocess.running(store, config, worker=False) as service:
+        web = service.viewer
+        pages = [await web.get("/sign-in"), await web.get("/x", headers={"Accept": "text/html"})]
+        assert (await _sign_in(web, service.secret)).status_code == 303
+        for path in ("/", "/tasks", "/assets", "/assets/new", "/webhooks", "/scores"):
+            pages.append(await web.get(path))
+        for page in pages:
+            where = page.request.url.path
+            assert page.headers["content-type"].startswith("text/html"), where
+            assert page.headers["content-security-policy"] == render.CONTENT_SECURITY_POLICY
+            assert page.headers["x-content-type-options"] == "nosniff", where
+            assert page.headers["referrer-policy"] == "same-origin", where
+        directives = dict(
+            part.strip().split(" ", 1) for part in render.CONTENT_SECURITY_POLICY.split(";")
+        )
+        assert directives["script-src"] == directives["style-src"] == "'self'"
+        assert directives["frame-ancestors"] == directives["object-src"] == "'none'"
+
+        for path in ("/docs", "/api/docs", "/v2/docs"):
+            docs = await web.get(path)
+            assert docs.status_code == 200, path
+            policy = dict(
+                part.strip().split(" ", 1)
+                for part in docs.headers["content-security-policy"].split(";")
+            )
+            [inline] = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+            digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+            assert policy["script-src"] == f"'self' 'sha256-{digest}'", path
+            assert policy["frame-ancestors"] == "'none'" and policy["style-src"] == "'self'"
+            assert docs.headers["x-content-type-options"] == "nosniff"

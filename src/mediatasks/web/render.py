@@ -25,7 +25,7 @@ from mediatasks.web import files
 if TYPE_CHECKING:
     from mediatasks.web.session import Session
 
-__all__ = ["TEMPLATES", "PageError", "error_response", "render"]
+__all__ = ["CONTENT_SECURITY_POLICY", "TEMPLATES", "PageError", "error_response", "render"]
 
 _HERE: Final = Path(__file__).parent
 #: The dashboard's templates.
@@ -33,6 +33,27 @@ TEMPLATES: Final = Jinja2Templates(directory=_HERE / "templates")
 TEMPLATES.env.globals["version"] = __version__
 TEMPLATES.env.globals["vendor"] = files.vendor_url
 TEMPLATES.env.globals["static"] = files.static_url
+
+#: What a page may load and do: only this origin's own files, and no inline script or style
+#: (the templates have none: code is in ``static/*.js``, data for it in ``<script
+#: type="application/json">``, which is not run; htmx's own indicator style is turned off in
+#: ``base.html``).  hls.js plays through a ``blob:`` URL (MediaSource) and runs its demuxer in a
+#: worker made from a ``blob:`` URL; EventSource, tus and htmx only speak to this origin.
+CONTENT_SECURITY_POLICY: Final = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "media-src 'self' blob:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 class PageError(Exception):
@@ -77,6 +98,7 @@ def render(
     response = TEMPLATES.TemplateResponse(
         request, template, values, status_code=status_code, headers=dict(headers or {})
     )
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -10,6 +10,10 @@ Every state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) carries 
 token, as the form field ``csrf`` or the header ``X-CSRF-Token``, or is refused with 403.  The
 sign-in form, which has no session yet, carries the token of a short-lived cookie of its own
 (a double-submit token), so that another site cannot sign a browser in to its own key either.
+
+Failed sign-ins are limited per client address (``sign_in_max_failures`` within
+``sign_in_window_s``; :mod:`mediatasks.web.throttle`): past the limit the sign-in page answers
+429 with ``Retry-After``, whatever key it is sent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
+import math
 import secrets
 import urllib.parse
 from typing import Annotated, Any, Final
@@ -27,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from mediatasks import signing
 from mediatasks.api.runtime import Runtime
-from mediatasks.web import render
+from mediatasks.web import render, throttle
 
 __all__ = [
     "COOKIE",
@@ -249,9 +254,18 @@ _REASONS: Final = {
 def create_router(runtime: Runtime) -> APIRouter:
     """``/sign-in`` and ``/sign-out``."""
     router = APIRouter()
+    failures = throttle.FailureWindow(
+        max_failures=runtime.settings.sign_in_max_failures,
+        window_s=runtime.settings.sign_in_window_s,
+    )
 
     def sign_in_page(
-        request: Request, *, next_path: str, message: str = "", status_code: int = 200
+        request: Request,
+        *,
+        next_path: str,
+        message: str = "",
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         token = secrets.token_urlsafe(24)
         response = render.render(
@@ -259,6 +273,7 @@ def create_router(runtime: Runtime) -> APIRouter:
             "sign_in.html",
             None,
             status_code=status_code,
+            headers=headers,
             csrf_token=token,
             next_path=_safe_next(next_path),
             error=message,
@@ -281,10 +296,31 @@ def create_router(runtime: Runtime) -> APIRouter:
         secret = form.get("api_key")
         target = form.get("next")
         next_path = target if isinstance(target, str) else "/"
+        address = request.client.host if request.client else ""
+        wait_s = failures.retry_after_s(address)
+        if wait_s > 0:
+            retry_after = math.ceil(wait_s)
+            return sign_in_page(
+                request,
+                next_path=next_path,
+                message=(
+                    f"Too many failed sign-ins from your address: try again in {retry_after} s."
+                ),
+                status_code=429,
+                headers={"Retry-After": str(retry_after)},
+            )
         key = None
         if isinstance(secret, str) and secret.strip():
             key = await runtime.store.authenticate(secret.strip())
         if key is None:
+            failures.record_failure(address)
+            if failures.retry_after_s(address) > 0:
+                log.warning(
+                    "dashboard sign-in: %d failures from %s, refused for %g s",
+                    failures.max_failures,
+                    address,
+                    failures.window_s,
+                )
             return sign_in_page(
                 request,
                 next_path=next_path,
