@@ -441,9 +441,11 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
         fresh = _upload_from_page(page, video, "started anew")
         assert fresh != deleted
         page.wait_for_function(
-            "() => document.querySelector('[data-upload-state]')?.dataset.uploadState === 'done'",
+            "() => ['done', 'failed'].includes("
+            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
             timeout=60_000,
         )
+        assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
         assert sent[0] == ("POST", None), sent  # a new upload, from the first byte
         assert next(offset for method, offset in sent if method == "PATCH") == "0", sent
         assert _tus_entries(page) == []  # the stale entry went, and the new one once done
@@ -451,6 +453,42 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
         context.close()
     with _api(server, key.secret) as api:
         assert [asset["id"] for asset in api.get("/asset").json()] == [fresh]
+    assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
+
+
+def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
+    browser: Any, server: processes.Server, video: Path, new_key: Callable[..., Key]
+) -> None:
+    """The asset still waits, but its upload URL refuses to go on (as it does once expired):
+    the page says so and sends the file to a new asset rather than failing."""
+    key = new_key(new_project=True)
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        refused, _ = _begin_and_stop(page, video, "refused later", 64 * 1024)
+        _record_messages(page)
+        page.route(
+            lambda url: "/api/asset/upload/tus" in url and refused in url,
+            lambda route: route.fulfill(status=403, body="invalid or expired signed upload URL"),
+        )
+        page.get_by_label("Video file").set_input_files(str(video))
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_function(
+            "() => ['done', 'failed'].includes("
+            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+            timeout=60_000,
+        )
+        assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
+        panels = page.locator("#upload-area [data-asset-id]")
+        assert panels.count() == 1
+        fresh = panels.get_attribute("data-asset-id")
+        assert fresh is not None and fresh != refused
+        messages = " | ".join(page.evaluate("() => window.seenMessages"))
+        assert "cannot go on (the service answered 403): starting anew" in messages, messages
+        assert _tus_entries(page) == []
+    finally:
+        context.close()
     assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
 
 

@@ -123,7 +123,7 @@
       body.set("name", form.querySelector("input[name=name]").value || file.name);
       message.textContent = "Creating the asset…";
       return requestPanel(form.action, body, area).then(function (panel) {
-        send(form, file, panel, message, fingerprint, null);
+        send(form, file, panel, message, fingerprint, null, null);
       });
     }
     form.querySelector("button[type=submit]").disabled = true;
@@ -139,7 +139,18 @@
         const url = `/assets/${encodeURIComponent(previous.metadata.assetId)}/upload`;
         return requestPanel(url, body, area).then(
           function (panel) {
-            send(form, file, panel, message, fingerprint, previous);
+            // Should its upload URL refuse to go on (expired, say), a new asset it is.
+            function anew(status) {
+              htmx.remove(panel.parentElement); // its live status stops too
+              message.textContent =
+                `The upload begun earlier cannot go on (the service answered ${status}): ` +
+                "starting anew…";
+              return forget(previous).then(fresh).catch(function (error) {
+                message.textContent = `The upload could not start: ${error.message}.`;
+                form.querySelector("button[type=submit]").disabled = false;
+              });
+            }
+            send(form, file, panel, message, fingerprint, previous, anew);
           },
           function (error) {
             if (error.status !== 404 && error.status !== 409) {
@@ -155,7 +166,9 @@
       });
   }
 
-  function send(form, file, panel, message, fingerprint, previous) {
+  // Sends `file` to the panel's asset; `previous`, a remembered upload to go on with, and
+  // `anew(status)`, called instead of failing when its upload URL answers a 4xx.
+  function send(form, file, panel, message, fingerprint, previous, anew) {
     const bar = panel.querySelector("progress");
     const figures = panel.querySelector("[data-upload-figures]");
     const meter = rateMeter(3000);
@@ -210,6 +223,12 @@
         panel.dataset.uploadPercent = String(percent);
       },
       onError: function (error) {
+        const response = error.originalResponse;
+        const status = response ? response.getStatus() : 0;
+        if (anew && status >= 400 && status < 500) {
+          anew(status);
+          return;
+        }
         message.textContent = `The upload failed: ${error.message}`;
         panel.dataset.uploadState = "failed";
         button.disabled = false;
