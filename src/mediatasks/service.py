@@ -31,6 +31,7 @@ __all__ = [
     "delete_asset",
     "finish_upload",
     "import_from_url",
+    "pending_upload",
     "request_upload",
     "retry_task",
 ]
@@ -233,6 +234,26 @@ async def request_upload(
         direct=True,
     )
     return await store.create_asset(new_asset, new_task)
+
+
+async def pending_upload(
+    store: taskstore.TaskStore, *, project_id: str, asset_id: str
+) -> tuple[assets.Asset, tasks.Task]:
+    """An asset of ``request_upload`` whose bytes have not all arrived, and its task: a client
+    that lost its upload (a reloaded page) goes on with it rather than asking for a new one.
+
+    ``NotFound`` if the asset is missing, deleted or in another project; ``Conflict`` once its
+    upload is over (every byte arrived, or its task was cancelled).
+    """
+    asset = await store.get_asset(asset_id, project_id)
+    task = await store.task_of_asset(asset.id)
+    if (
+        asset.phase is not assets.AssetPhase.UPLOADING
+        or task is None
+        or task.phase is not tasks.Phase.PENDING
+    ):
+        raise errors.Conflict(f"asset {asset.id} is no longer waiting for its upload")
+    return asset, task
 
 
 #: A clip may end this much past its asset's measured duration (container rounding).

@@ -311,6 +311,187 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
     assert httpx.get(asset["downloadUrl"]).content == big.read_bytes()
 
 
+def _begin_and_stop(page: Any, video: Path, name: str, chunk: int) -> tuple[str, int]:
+    """On /assets/new, begin the upload of ``video`` in pieces of ``chunk`` bytes and let two
+    arrive; every later PATCH is refused until the page is gone (the route stays on the page,
+    inert after a reload).  The asset's id and the bytes the service holds."""
+    page.goto("/assets/new")
+    page.evaluate(
+        f"() => {{ document.getElementById('upload-form').dataset.chunkBytes = {chunk}; }}"
+    )
+    state = {"patches": 0, "blocking": True}
+
+    def tus(route: Any) -> None:
+        if route.request.method == "PATCH" and state["blocking"]:
+            state["patches"] += 1
+            if state["patches"] > 2:
+                route.abort("connectionreset")
+                return
+        route.continue_()
+
+    page.route(re.compile(r"/api/asset/upload/tus/"), tus)
+    asset_id = _upload_from_page(page, video, name)
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-retries]')?.dataset.retries) >= 1",
+        timeout=30_000,
+    )
+    assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "sending"
+    page.reload()
+    state["blocking"] = False
+    return asset_id, 2 * chunk
+
+
+def _record_messages(page: Any) -> None:
+    """Keep, in the page, every text the upload message shows, in order."""
+    page.evaluate(
+        """() => {
+          window.seenMessages = [];
+          const message = document.getElementById('upload-message');
+          new MutationObserver(() => window.seenMessages.push(message.textContent))
+            .observe(message, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
+def _tus_entries(page: Any) -> list[str]:
+    """What tus-js-client keeps in the page's localStorage."""
+    keys: list[str] = page.evaluate(
+        "() => Object.keys(localStorage).filter(key => key.startsWith('tus::'))"
+    )
+    return keys
+
+
+def test_an_upload_goes_on_after_the_page_is_reloaded(
+    browser: Any, server: processes.Server, video: Path, new_key: Callable[..., Key]
+) -> None:
+    """A user who reloads the page in the middle of an upload and chooses the same file again
+    goes on with the same asset from the bytes the service kept."""
+    key = new_key(new_project=True)
+    chunk = 64 * 1024
+    size = video.stat().st_size
+    assert size > 4 * chunk
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        asset_id, _ = _begin_and_stop(page, video, "reloaded upload", chunk)
+        assert len(_tus_entries(page)) == 1
+        page.evaluate(
+            f"() => {{ document.getElementById('upload-form').dataset.chunkBytes = {chunk}; }}"
+        )
+        _record_messages(page)
+        sent: list[tuple[str, str | None]] = []
+        page.on(
+            "request",
+            lambda request: (
+                "/api/asset/upload/tus" in request.url
+                and sent.append((request.method, request.headers.get("upload-offset")))
+            ),
+        )
+        again = _upload_from_page(page, video, "chosen again")
+        page.wait_for_function(
+            "() => ['done', 'failed'].includes("
+            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+            timeout=60_000,
+        )
+        panel = page.locator("#upload-area [data-asset-id]")
+        assert panel.get_attribute("data-upload-state") == "done"
+        assert again == asset_id
+        # No creation: a HEAD asks where the service stands, and the first PATCH goes on there.
+        assert sent[0] == ("HEAD", None), sent
+        first_patch = next(offset for method, offset in sent if method == "PATCH")
+        assert first_patch is not None and 0 < int(first_patch) < size, sent
+        assert panel.get_attribute("data-resumed-at") == first_patch
+        percent = int(first_patch) * 100 // size
+        messages = page.evaluate("() => window.seenMessages")
+        assert f"Resuming {video.name} at {percent} %" in " | ".join(messages), messages
+        assert _tus_entries(page) == []  # forgotten once the upload is over
+    finally:
+        context.close()
+    with _api(server, key.secret) as api:
+        listed = api.get("/asset").json()
+    assert [asset["id"] for asset in listed] == [asset_id]
+    asset = _wait_ready(server, key.secret, asset_id)
+    assert asset["size"] == size
+    assert httpx.get(asset["downloadUrl"]).content == video.read_bytes()
+
+
+def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
+    browser: Any, server: processes.Server, video: Path, new_key: Callable[..., Key]
+) -> None:
+    key = new_key(new_project=True)
+    chunk = 64 * 1024
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        deleted, _ = _begin_and_stop(page, video, "deleted meanwhile", chunk)
+        with _api(server, key.secret) as api:
+            assert api.delete(f"/asset/{deleted}").status_code == 204
+        stale = _tus_entries(page)
+        assert len(stale) == 1
+        sent: list[tuple[str, str | None]] = []
+        page.on(
+            "request",
+            lambda request: (
+                "/api/asset/upload/tus" in request.url
+                and sent.append((request.method, request.headers.get("upload-offset")))
+            ),
+        )
+        fresh = _upload_from_page(page, video, "started anew")
+        assert fresh != deleted
+        page.wait_for_function(
+            "() => ['done', 'failed'].includes("
+            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+            timeout=60_000,
+        )
+        assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
+        assert sent[0] == ("POST", None), sent  # a new upload, from the first byte
+        assert next(offset for method, offset in sent if method == "PATCH") == "0", sent
+        assert _tus_entries(page) == []  # the stale entry went, and the new one once done
+    finally:
+        context.close()
+    with _api(server, key.secret) as api:
+        assert [asset["id"] for asset in api.get("/asset").json()] == [fresh]
+    assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
+
+
+def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
+    browser: Any, server: processes.Server, video: Path, new_key: Callable[..., Key]
+) -> None:
+    """The asset still waits, but its upload URL refuses to go on (as it does once expired):
+    the page says so and sends the file to a new asset rather than failing."""
+    key = new_key(new_project=True)
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+    try:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        refused, _ = _begin_and_stop(page, video, "refused later", 64 * 1024)
+        _record_messages(page)
+        page.route(
+            lambda url: "/api/asset/upload/tus" in url and refused in url,
+            lambda route: route.fulfill(status=403, body="invalid or expired signed upload URL"),
+        )
+        page.get_by_label("Video file").set_input_files(str(video))
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_function(
+            "() => ['done', 'failed'].includes("
+            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+            timeout=60_000,
+        )
+        assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
+        panels = page.locator("#upload-area [data-asset-id]")
+        assert panels.count() == 1
+        fresh = panels.get_attribute("data-asset-id")
+        assert fresh is not None and fresh != refused
+        messages = " | ".join(page.evaluate("() => window.seenMessages"))
+        assert "cannot go on (the service answered 403): starting anew" in messages, messages
+        assert _tus_entries(page) == []
+    finally:
+        context.close()
+    assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
+
+
 def test_import_by_url_follows_the_task_until_ready(
     signed_in: Any,
     video: Path,

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediatasks import settings, taskstore
+from mediatasks import errors, service, settings, taskstore
+from mediatasks.blobstore import local
 from tests import inprocess, mediagen
 
 pytestmark = pytest.mark.slow
@@ -163,3 +164,33 @@ async def test_upload_urls_answer_browsers_of_any_origin(client: httpx.AsyncClie
     keyed = await client.get("/task", headers=origin)
     assert keyed.status_code == 200
     assert "access-control-allow-origin" not in keyed.headers
+
+
+async def test_a_pending_upload_is_found_only_while_its_bytes_are_awaited(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> None:
+    """What a reloaded page asks before it goes on with an upload it had begun."""
+    config = settings.Settings(data_dir=tmp_path)
+    mine = (await store.create_project("mine")).id
+    theirs = (await store.create_project("theirs")).id
+    asset, task = await service.request_upload(
+        store, config, project_id=mine, name="begun", options={}
+    )
+    found, its_task = await service.pending_upload(store, project_id=mine, asset_id=asset.id)
+    assert (found.id, its_task.id) == (asset.id, task.id)
+    with pytest.raises(errors.NotFound):
+        await service.pending_upload(store, project_id=theirs, asset_id=asset.id)
+    with pytest.raises(errors.NotFound):
+        await service.pending_upload(store, project_id=mine, asset_id="no-such-asset")
+
+    await store.schedule(task.id)  # every byte arrived
+    with pytest.raises(errors.Conflict):
+        await service.pending_upload(store, project_id=mine, asset_id=asset.id)
+
+    deleted, _ = await service.request_upload(
+        store, config, project_id=mine, name="deleted", options={}
+    )
+    blobs = local.LocalBlobStore(tmp_path / "blobs")
+    await service.delete_asset(store, blobs, deleted.id, mine)
+    with pytest.raises(errors.NotFound):
+        await service.pending_upload(store, project_id=mine, asset_id=deleted.id)

@@ -199,3 +199,34 @@ async def test_every_page_has_a_content_security_policy_and_the_docs_their_own(
             assert policy["script-src"] == f"'self' 'sha256-{digest}'", path
             assert policy["frame-ancestors"] == "'none'" and policy["style-src"] == "'self'"
             assert docs.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_begun_upload_gives_its_panel_again_while_its_bytes_are_awaited(
+    store: taskstore.TaskStore, tmp_path: Path
+) -> None:
+    """What the new-asset page asks for an upload that an earlier page began."""
+    config = settings.Settings(data_dir=tmp_path / "data")
+    async with inprocess.running(store, config, worker=False) as service:
+        web = service.viewer
+        assert (await _sign_in(web, service.secret)).status_code == 303
+        csrf = _token(await web.get("/assets/new"))
+        made = await web.post("/assets/new/upload", data={"csrf": csrf, "name": "begun"})
+        found = re.search(r'data-asset-id="([^"]+)"', made.text)
+        assert made.status_code == 200 and found, made.text
+        asset_id = found[1]
+        endpoint = re.search(r'data-tus-endpoint="([^"]+)"', made.text)
+        assert endpoint
+
+        again = await web.post(f"/assets/{asset_id}/upload", data={"csrf": csrf})
+        assert again.status_code == 200
+        assert f'data-asset-id="{asset_id}"' in again.text
+        assert f'data-tus-endpoint="{endpoint[1]}"' in again.text  # the same signed URL
+        assert (await web.post(f"/assets/{asset_id}/upload")).status_code == 403  # no csrf
+        missing = await web.post("/assets/no-such-asset/upload", data={"csrf": csrf})
+        assert missing.status_code == 404
+
+        task = await store.task_of_asset(asset_id)
+        assert task is not None
+        await store.schedule(task.id)  # every byte arrived
+        over = await web.post(f"/assets/{asset_id}/upload", data={"csrf": csrf})
+        assert over.status_code == 409 and "no longer waiting" in over.text

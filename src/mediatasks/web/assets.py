@@ -8,7 +8,11 @@ ready or failed): a page follows the task that fills each asset without reloadin
 An upload from the page asks ``POST /assets/new/upload`` (the service's ``request_upload``) for
 the asset and its tus URL, signed for that one asset, and the browser then sends the file to the
 Livepeer dialect's tus endpoint (``/api/asset/upload/tus``) with tus-js-client, which resumes
-by itself after a dropped connection.
+by itself after a dropped connection.  The page remembers (localStorage) the upload URL and the
+asset of each file it sends; when the same file is chosen again after a reload, it asks
+``POST /assets/{id}/upload`` (the service's ``pending_upload``) for that asset's panel and goes
+on from the offset the tus ``HEAD`` answers, or starts anew if the asset is gone (404) or no
+longer waits for its bytes (409).
 
 Playback obeys the asset's policy.  A ``jwt`` asset plays only with a token signed by one of the
 project's signing keys; the service keeps only their public halves (the private half is handed
@@ -184,6 +188,21 @@ def create_router(runtime: Runtime) -> APIRouter:
             request, 404, "There is no such asset in this project (it may have been deleted)."
         )
 
+    def upload_panel(
+        request: Request, signed_in: session.Session, asset: assets.Asset, task: tasks.Task
+    ) -> Response:
+        """The panel of one browser upload, with its tus URL (in the fragment's data)."""
+        token = uploads.upload_token(runtime, asset)
+        base = runtime.base_url(str(request.base_url))
+        status = Status(asset=asset, task=task, task_phase=task.phase, task_progress=None)
+        return page(
+            request,
+            "_asset_upload.html",
+            signed_in,
+            status=status,
+            tus_endpoint=f"{base}/api/asset/upload/tus?token={token}",
+        )
+
     @router.get("/assets", response_model=None)
     async def list_assets(
         request: Request, signed_in: session.Current, after: Annotated[str, Query()] = ""
@@ -283,16 +302,25 @@ def create_router(runtime: Runtime) -> APIRouter:
             name=name.strip()[:_MAX_NAME_CHARS] or "upload",
             options={},
         )
-        token = uploads.upload_token(runtime, asset)
-        base = runtime.base_url(str(request.base_url))
-        status = Status(asset=asset, task=task, task_phase=task.phase, task_progress=None)
-        return page(
-            request,
-            "_asset_upload.html",
-            signed_in,
-            status=status,
-            tus_endpoint=f"{base}/api/asset/upload/tus?token={token}",
-        )
+        return upload_panel(request, signed_in, asset, task)
+
+    @router.post("/assets/{asset_id}/upload", response_model=None)
+    async def resume_upload(
+        asset_id: str, request: Request, signed_in: session.Current
+    ) -> Response:
+        """The panel of an upload that a page had begun (it remembers the asset of each file
+        it sends), to go on with: 404 if the asset is gone, 409 once its upload is over."""
+        try:
+            asset, task = await service.pending_upload(
+                store, project_id=signed_in.project_id, asset_id=asset_id
+            )
+        except errors.NotFound:
+            return not_found(request)
+        except errors.Conflict:
+            return render.error_response(
+                request, 409, "This asset is no longer waiting for its upload."
+            )
+        return upload_panel(request, signed_in, asset, task)
 
     @router.get("/assets/live", response_model=None)
     async def live(

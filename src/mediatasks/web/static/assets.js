@@ -46,27 +46,49 @@
     return !(status >= 400 && status < 500 && status !== 409 && status !== 423);
   }
 
-  function startUpload(form) {
-    const fileInput = form.querySelector("input[type=file]");
-    const file = fileInput.files[0];
-    const area = document.getElementById("upload-area");
-    const message = document.getElementById("upload-message");
-    if (!file) {
-      message.textContent = "Choose a video file first.";
-      return;
-    }
-    const body = new FormData();
-    body.set("csrf", form.querySelector("input[name=csrf]").value);
-    body.set("name", form.querySelector("input[name=name]").value || file.name);
-    form.querySelector("button[type=submit]").disabled = true;
-    message.textContent = "Creating the asset…";
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+  // What the page remembers of each upload it begins, so that a reloaded page (or a new tab
+  // after a crash) goes on with it when the same file is chosen again: tus-js-client's URL
+  // storage (localStorage) keeps the upload's URL and, in its metadata, the asset, under a
+  // fingerprint of the file and the project.  (tus-js-client's own fingerprint holds the
+  // endpoint, which is signed for one asset: a new asset's would never match.)
+  function fingerprinter(projectId) {
+    return function (file) {
+      return Promise.resolve(
+        ["mediatasks", projectId, file.name, file.type, file.size, file.lastModified].join("-"),
+      );
+    };
+  }
+
+  // The newest remembered upload of this file, or null.
+  function previousUpload(file, fingerprint) {
+    const probe = new tus.Upload(file, { fingerprint: fingerprint });
+    return probe.findPreviousUploads().then(function (found) {
+      const usable = found.filter(function (stored) {
+        return stored.uploadUrl && stored.size === file.size && stored.metadata &&
+          stored.metadata.assetId;
+      });
+      usable.sort(function (a, b) {
+        return Date.parse(b.creationTime) - Date.parse(a.creationTime);
+      });
+      return usable.length ? usable[0] : null;
+    });
+  }
+
+  function forget(stored) {
+    return tus.defaultOptions.urlStorage.removeUpload(stored.urlStorageKey);
+  }
+
+  // POSTs the form's fields to `url`, which answers an upload panel; puts it on the page.
+  function requestPanel(url, body, area) {
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin" })
       .then(function (answer) {
         if (answer.redirected) {
           throw new Error("your session has ended; sign in again");
         }
         if (!answer.ok) {
-          throw new Error(`the service answered ${answer.status}`);
+          const error = new Error(`the service answered ${answer.status}`);
+          error.status = answer.status;
+          throw error;
         }
         return answer.text();
       })
@@ -80,7 +102,63 @@
         }
         area.prepend(holder);
         htmx.process(holder);
-        send(form, file, panel, message);
+        return panel;
+      });
+  }
+
+  function startUpload(form) {
+    const fileInput = form.querySelector("input[type=file]");
+    const file = fileInput.files[0];
+    const area = document.getElementById("upload-area");
+    const message = document.getElementById("upload-message");
+    if (!file) {
+      message.textContent = "Choose a video file first.";
+      return;
+    }
+    const fingerprint = fingerprinter(form.dataset.projectId || "");
+    const csrf = form.querySelector("input[name=csrf]").value;
+    function fresh() {
+      const body = new FormData();
+      body.set("csrf", csrf);
+      body.set("name", form.querySelector("input[name=name]").value || file.name);
+      message.textContent = "Creating the asset…";
+      return requestPanel(form.action, body, area).then(function (panel) {
+        send(form, file, panel, message, fingerprint, null, null);
+      });
+    }
+    form.querySelector("button[type=submit]").disabled = true;
+    previousUpload(file, fingerprint)
+      .then(function (previous) {
+        if (!previous) {
+          return fresh();
+        }
+        // Its asset may be gone (404) or have all its bytes already (409): a new one, then.
+        const body = new FormData();
+        body.set("csrf", csrf);
+        message.textContent = `Looking for the upload of ${file.name} begun earlier…`;
+        const url = `/assets/${encodeURIComponent(previous.metadata.assetId)}/upload`;
+        return requestPanel(url, body, area).then(
+          function (panel) {
+            // Should its upload URL refuse to go on (expired, say), a new asset it is.
+            function anew(status) {
+              htmx.remove(panel.parentElement); // its live status stops too
+              message.textContent =
+                `The upload begun earlier cannot go on (the service answered ${status}): ` +
+                "starting anew…";
+              return forget(previous).then(fresh).catch(function (error) {
+                message.textContent = `The upload could not start: ${error.message}.`;
+                form.querySelector("button[type=submit]").disabled = false;
+              });
+            }
+            send(form, file, panel, message, fingerprint, previous, anew);
+          },
+          function (error) {
+            if (error.status !== 404 && error.status !== 409) {
+              throw error;
+            }
+            return forget(previous).then(fresh);
+          },
+        );
       })
       .catch(function (error) {
         message.textContent = `The upload could not start: ${error.message}.`;
@@ -88,20 +166,25 @@
       });
   }
 
-  function send(form, file, panel, message) {
+  // Sends `file` to the panel's asset; `previous`, a remembered upload to go on with, and
+  // `anew(status)`, called instead of failing when its upload URL answers a 4xx.
+  function send(form, file, panel, message, fingerprint, previous, anew) {
     const bar = panel.querySelector("progress");
     const figures = panel.querySelector("[data-upload-figures]");
     const meter = rateMeter(3000);
     const started = performance.now();
     const button = form.querySelector("button[type=submit]");
     const chunk = Number(form.dataset.chunkBytes) || CHUNK_BYTES;
+    let kept = 0; // bytes the service already held when this page resumed the upload
     message.textContent = `Uploading ${file.name}…`;
     const upload = new tus.Upload(file, {
       endpoint: panel.dataset.tusEndpoint,
       chunkSize: chunk,
       retryDelays: RETRY_DELAYS_MS,
-      metadata: { filename: file.name, filetype: file.type },
-      storeFingerprintForResuming: false,
+      metadata: { filename: file.name, filetype: file.type, assetId: panel.dataset.assetId },
+      fingerprint: fingerprint,
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
       onShouldRetry: function (error) {
         const again = retriable(error);
         if (again) {
@@ -109,6 +192,26 @@
           panel.dataset.retries = String(Number(panel.dataset.retries || 0) + 1);
         }
         return again;
+      },
+      onAfterResponse: function (request, response) {
+        // A HEAD asks where the service stands: after a dropped connection, or for an
+        // upload that an earlier page began.
+        if (request.getMethod() !== "HEAD" || response.getStatus() !== 200) {
+          return;
+        }
+        const offset = Number.parseInt(response.getHeader("Upload-Offset"), 10);
+        if (Number.isNaN(offset) || offset <= 0) {
+          return;
+        }
+        const percent = Math.floor((offset * 100) / file.size);
+        bar.max = file.size;
+        bar.value = offset;
+        bar.textContent = `${percent} %`;
+        panel.dataset.resumedAt = String(offset);
+        if (previous && !kept) {
+          kept = offset;
+        }
+        message.textContent = `Resuming ${file.name} at ${percent} % (${bytes(offset)} kept).`;
       },
       onProgress: function (sent, total) {
         const percent = total ? Math.floor((sent * 100) / total) : 0;
@@ -120,6 +223,12 @@
         panel.dataset.uploadPercent = String(percent);
       },
       onError: function (error) {
+        const response = error.originalResponse;
+        const status = response ? response.getStatus() : 0;
+        if (anew && status >= 400 && status < 500) {
+          anew(status);
+          return;
+        }
         message.textContent = `The upload failed: ${error.message}`;
         panel.dataset.uploadState = "failed";
         button.disabled = false;
@@ -130,7 +239,7 @@
         bar.textContent = "100 %";
         figures.textContent =
           `${bytes(file.size)} of ${bytes(file.size)} (100 %), ` +
-          `${bytes(Math.round(file.size / seconds))}/s on average`;
+          `${bytes(Math.round((file.size - kept) / seconds))}/s on average`;
         panel.dataset.uploadPercent = "100";
         panel.dataset.uploadState = "done";
         message.textContent = `${file.name} is uploaded; its task follows below.`;
@@ -138,6 +247,12 @@
         button.disabled = false;
       },
     });
+    if (previous) {
+      // The service answers its HEAD with the offset it holds; PATCHes go on from there.
+      upload.resumeFromPreviousUpload(previous);
+      panel.dataset.resumed = "true";
+      message.textContent = `Resuming the upload of ${file.name}…`;
+    }
     panel.dataset.uploadState = "sending";
     upload.start();
   }
