@@ -279,22 +279,11 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
             page = context.new_page()
             sign_in(page, server.key)
             page.goto("/assets/new")
-            sent: list[tuple[str, str | None]] = []
-            page.on(
-                "request",
-                lambda request: (
-                    "/api/asset/upload/tus/" in request.url
-                    and sent.append((request.method, request.headers.get("upload-offset")))
-                ),
-            )
+            sent = _tus_requests(page, "/api/asset/upload/tus/")
             # Cut every connection once a third of the file has gone through.
             cut = proxy.cut_when_up(proxy.bytes_up + size // 3)
             asset_id = _upload_from_page(page, big, "cut in the middle")
-            page.wait_for_function(
-                "() => ['done', 'failed'].includes("
-                "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
-                timeout=120_000,
-            )
+            _wait_upload_over(page, timeout_ms=120_000)
             assert cut.wait(5), "the connections were never cut"
             panel = page.locator("#upload-area [data-asset-id]")
             assert panel.get_attribute("data-upload-state") == "done"
@@ -309,6 +298,29 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
     asset = _wait_ready(server, server.key, asset_id)
     assert asset["size"] == size
     assert httpx.get(asset["downloadUrl"]).content == big.read_bytes()
+
+
+def _tus_requests(page: Any, path: str) -> list[tuple[str, str | None]]:
+    """The page's tus requests from now on (to URLs holding ``path``), each as its method and
+    ``Upload-Offset``."""
+    sent: list[tuple[str, str | None]] = []
+    page.on(
+        "request",
+        lambda request: (
+            path in request.url
+            and sent.append((request.method, request.headers.get("upload-offset")))
+        ),
+    )
+    return sent
+
+
+def _wait_upload_over(page: Any, *, timeout_ms: int) -> None:
+    """Wait until the page's upload panel says its upload is done or failed."""
+    page.wait_for_function(
+        "() => ['done', 'failed'].includes("
+        "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
+        timeout=timeout_ms,
+    )
 
 
 def _begin_and_stop(page: Any, video: Path, name: str, chunk: int) -> tuple[str, int]:
@@ -380,20 +392,9 @@ def test_an_upload_goes_on_after_the_page_is_reloaded(
             f"() => {{ document.getElementById('upload-form').dataset.chunkBytes = {chunk}; }}"
         )
         _record_messages(page)
-        sent: list[tuple[str, str | None]] = []
-        page.on(
-            "request",
-            lambda request: (
-                "/api/asset/upload/tus" in request.url
-                and sent.append((request.method, request.headers.get("upload-offset")))
-            ),
-        )
+        sent = _tus_requests(page, "/api/asset/upload/tus")
         again = _upload_from_page(page, video, "chosen again")
-        page.wait_for_function(
-            "() => ['done', 'failed'].includes("
-            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
-            timeout=60_000,
-        )
+        _wait_upload_over(page, timeout_ms=60_000)
         panel = page.locator("#upload-area [data-asset-id]")
         assert panel.get_attribute("data-upload-state") == "done"
         assert again == asset_id
@@ -430,21 +431,10 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
             assert api.delete(f"/asset/{deleted}").status_code == 204
         stale = _tus_entries(page)
         assert len(stale) == 1
-        sent: list[tuple[str, str | None]] = []
-        page.on(
-            "request",
-            lambda request: (
-                "/api/asset/upload/tus" in request.url
-                and sent.append((request.method, request.headers.get("upload-offset")))
-            ),
-        )
+        sent = _tus_requests(page, "/api/asset/upload/tus")
         fresh = _upload_from_page(page, video, "started anew")
         assert fresh != deleted
-        page.wait_for_function(
-            "() => ['done', 'failed'].includes("
-            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
-            timeout=60_000,
-        )
+        _wait_upload_over(page, timeout_ms=60_000)
         assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
         assert sent[0] == ("POST", None), sent  # a new upload, from the first byte
         assert next(offset for method, offset in sent if method == "PATCH") == "0", sent
@@ -474,11 +464,7 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
         )
         page.get_by_label("Video file").set_input_files(str(video))
         page.get_by_role("button", name="Upload").click()
-        page.wait_for_function(
-            "() => ['done', 'failed'].includes("
-            "document.querySelector('[data-upload-state]')?.dataset.uploadState)",
-            timeout=60_000,
-        )
+        _wait_upload_over(page, timeout_ms=60_000)
         assert page.locator("[data-upload-state]").get_attribute("data-upload-state") == "done"
         panels = page.locator("#upload-area [data-asset-id]")
         assert panels.count() == 1
