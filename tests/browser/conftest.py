@@ -23,6 +23,7 @@ Without chromium, or without axe-core installed, the tests skip saying why, exce
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -167,19 +168,26 @@ def watch_csp(context: Any) -> list[str]:
     return seen
 
 
-@pytest.fixture
-def page(browser: Any, server: processes.Server) -> Iterator[Any]:
-    """A new page in a fresh context (no cookies), 1280x800, on the server's origin.  The test
-    fails if any of its pages reports a Content-Security-Policy violation."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
-    context.set_default_timeout(15_000)
+@contextlib.contextmanager
+def watched_context(browser: Any, **options: Any) -> Iterator[Any]:
+    """A new browser context (``browser.new_context(**options)``), closed at the end; the test
+    fails if any of its pages reported a Content-Security-Policy violation."""
+    context = browser.new_context(**options)
     violations = watch_csp(context)
-    opened = context.new_page()
     try:
-        yield opened
+        yield context
     finally:
         context.close()
     assert violations == [], "Content-Security-Policy violations"
+
+
+@pytest.fixture
+def page(browser: Any, server: processes.Server) -> Iterator[Any]:
+    """A new page in a fresh context (no cookies), 1280x800, on the server's origin, watched
+    for Content-Security-Policy violations (``watched_context``)."""
+    with watched_context(browser, viewport=VIEWPORT, base_url=server.base_url) as context:
+        context.set_default_timeout(15_000)
+        yield context.new_page()
 
 
 def sign_in(page: Any, secret: str) -> None:

@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from tests import mediagen, processes, tcpproxy
-from tests.browser.conftest import SCREENSHOTS, VIEWPORT, Key, sign_in
+from tests.browser.conftest import SCREENSHOTS, VIEWPORT, Key, sign_in, watched_context
 
 pytestmark = pytest.mark.slow
 
@@ -274,8 +274,9 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
     assert size > 4_000_000
     port = int(server.base_url.rsplit(":", 1)[1])
     with tcpproxy.proxy("127.0.0.1", port) as proxy:
-        context = browser.new_context(viewport=VIEWPORT, base_url=f"http://{proxy.url_host}")
-        try:
+        with watched_context(
+            browser, viewport=VIEWPORT, base_url=f"http://{proxy.url_host}"
+        ) as context:
             page = context.new_page()
             sign_in(page, server.key)
             page.goto("/assets/new")
@@ -288,8 +289,6 @@ def test_upload_resumes_after_its_connection_is_cut_in_the_middle(
             panel = page.locator("#upload-area [data-asset-id]")
             assert panel.get_attribute("data-upload-state") == "done"
             assert int(panel.get_attribute("data-retries") or 0) >= 1
-        finally:
-            context.close()
     # After the cut a PATCH went on from the bytes the service kept: neither the start of the
     # file nor the start of one of the page's pieces (8 MB each).
     offsets = [int(offset) for method, offset in sent if method == "PATCH" and offset]
@@ -382,8 +381,7 @@ def test_an_upload_goes_on_after_the_page_is_reloaded(
     chunk = 64 * 1024
     size = video.stat().st_size
     assert size > 4 * chunk
-    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
-    try:
+    with watched_context(browser, viewport=VIEWPORT, base_url=server.base_url) as context:
         page = context.new_page()
         sign_in(page, key.secret)
         asset_id, _ = _begin_and_stop(page, video, "reloaded upload", chunk)
@@ -407,8 +405,6 @@ def test_an_upload_goes_on_after_the_page_is_reloaded(
         messages = page.evaluate("() => window.seenMessages")
         assert f"Resuming {video.name} at {percent} %" in " | ".join(messages), messages
         assert _tus_entries(page) == []  # forgotten once the upload is over
-    finally:
-        context.close()
     with _api(server, key.secret) as api:
         listed = api.get("/asset").json()
     assert [asset["id"] for asset in listed] == [asset_id]
@@ -422,8 +418,7 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
 ) -> None:
     key = new_key(new_project=True)
     chunk = 64 * 1024
-    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
-    try:
+    with watched_context(browser, viewport=VIEWPORT, base_url=server.base_url) as context:
         page = context.new_page()
         sign_in(page, key.secret)
         deleted, _ = _begin_and_stop(page, video, "deleted meanwhile", chunk)
@@ -439,8 +434,6 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_asset_is_gone(
         assert sent[0] == ("POST", None), sent  # a new upload, from the first byte
         assert next(offset for method, offset in sent if method == "PATCH") == "0", sent
         assert _tus_entries(page) == []  # the stale entry went, and the new one once done
-    finally:
-        context.close()
     with _api(server, key.secret) as api:
         assert [asset["id"] for asset in api.get("/asset").json()] == [fresh]
     assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
@@ -452,8 +445,7 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
     """The asset still waits, but its upload URL refuses to go on (as it does once expired):
     the page says so and sends the file to a new asset rather than failing."""
     key = new_key(new_project=True)
-    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
-    try:
+    with watched_context(browser, viewport=VIEWPORT, base_url=server.base_url) as context:
         page = context.new_page()
         sign_in(page, key.secret)
         refused, _ = _begin_and_stop(page, video, "refused later", 64 * 1024)
@@ -473,8 +465,6 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
         messages = " | ".join(page.evaluate("() => window.seenMessages"))
         assert "cannot go on (the service answered 403): starting anew" in messages, messages
         assert _tus_entries(page) == []
-    finally:
-        context.close()
     assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
 
 
@@ -648,8 +638,9 @@ def test_another_projects_asset_is_a_404_page(
         ).json()
     asset_id = created["asset"]["id"]
     other = new_key(new_project=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.base_url)
-    try:
+    with watched_context(
+        browser, viewport={"width": 1280, "height": 800}, base_url=server.base_url
+    ) as context:
         page = context.new_page()
         sign_in(page, other.secret)
         for path in (f"/assets/{asset_id}", f"/assets/{asset_id}/delete"):
@@ -670,8 +661,6 @@ def test_another_projects_asset_is_a_404_page(
         assert "first project's" not in page.content()
         screenshot(page, "assets-empty")
         assert assert_accessible(page) == []  # not even a minor violation
-    finally:
-        context.close()
     with _api(server, server.key) as api:
         assert api.get(f"/asset/{asset_id}").status_code == 200
 
@@ -688,8 +677,9 @@ def test_the_list_pages_stably_while_assets_are_added(
             api.post("/asset/request-upload", json={"name": f"waiting {i:02d}"}).json()["asset"]
             for i in range(45)
         ]
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.base_url)
-    try:
+    with watched_context(
+        browser, viewport={"width": 1280, "height": 800}, base_url=server.base_url
+    ) as context:
         page = context.new_page()
         sign_in(page, key.secret)
         page.goto("/assets")
@@ -717,8 +707,6 @@ def test_the_list_pages_stably_while_assets_are_added(
         answer = page.goto("/assets?after=garbage")
         assert answer is not None and answer.status == 400
         assert "not valid" in page.get_by_role("alert").inner_text()
-    finally:
-        context.close()
 
 
 def test_an_upload_that_is_not_a_video_says_why_it_failed(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests import mediagen, processes
-from tests.browser.conftest import SCREENSHOTS, Key, sign_in
+from tests.browser.conftest import SCREENSHOTS, Key, sign_in, watched_context
 
 pytestmark = pytest.mark.slow
 
@@ -90,8 +90,7 @@ def test_the_overview_shows_the_projects_work_live_and_no_other_projects(
         assert assert_accessible(page) == []  # not even a minor violation
 
         # Another project's key, meanwhile, sees the worker but none of this work.
-        other = browser.new_context(viewport={"width": 1280, "height": 800})
-        try:
+        with watched_context(browser, viewport={"width": 1280, "height": 800}) as other:
             stranger = other.new_page()
             stranger.set_default_timeout(15_000)
             stranger.goto(f"{server.base_url}/sign-in")
@@ -103,8 +102,6 @@ def test_the_overview_shows_the_projects_work_live_and_no_other_projects(
             assert stranger.get_by_text("Nothing is queued").is_visible()
             fragment = stranger.evaluate("async () => await (await fetch('/overview/live')).text()")
             assert task_id[:8] not in fragment and "Nothing is queued" in fragment
-        finally:
-            other.close()
 
         assert _wait_task(server, mine.secret, task_id, {"completed", "failed"}) == "completed"
 

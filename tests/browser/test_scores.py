@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests import processes, scoregen
-from tests.browser.conftest import Key, sign_in
+from tests.browser.conftest import Key, sign_in, watched_context
 from tests.browser.layout import assert_fits_a_phone
 
 pytestmark = pytest.mark.slow
@@ -122,16 +122,13 @@ def test_import_a_score_and_export_it_to_wav_with_live_progress_and_a_player(
     assert answer.status == 200 and answer.headers["content-type"] == "audio/wav"
     assert answer.body()[:4] == b"RIFF"
     other = new_key()
-    other_context = page.context.browser.new_context(base_url=server.base_url)
-    try:
+    with watched_context(page.context.browser, base_url=server.base_url) as other_context:
         other_page = other_context.new_page()
         sign_in(other_page, other.secret)
         assert other_page.request.get(f"/scores/exports/{task_id}/audio").status == 404
         assert other_page.goto(score_url).status == 404
         other_page.goto("/scores")
         assert other_page.get_by_text("No score yet").is_visible()
-    finally:
-        other_context.close()
     anonymous = httpx.get(f"{server.base_url}/scores/exports/{task_id}/audio", timeout=10)
     assert anonymous.status_code == 303 and "/sign-in" in anonymous.headers["location"]
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests import processes, receiver
-from tests.browser.conftest import Key, sign_in
+from tests.browser.conftest import Key, sign_in, watched_context
 from tests.browser.layout import assert_fits_a_phone
 
 pytestmark = pytest.mark.slow
@@ -168,16 +168,13 @@ def test_create_edit_resend_and_delete_a_webhook(
 
         # Another project's key sees none of it.
         other = new_key()
-        other_context = page.context.browser.new_context(base_url=server.base_url)
-        try:
+        with watched_context(page.context.browser, base_url=server.base_url) as other_context:
             other_page = other_context.new_page()
             sign_in(other_page, other.secret)
             other_page.goto("/webhooks")
             assert other_page.get_by_text("No webhook yet").is_visible()
             answer = other_page.goto(hook_url)
             assert answer is not None and answer.status == 404
-        finally:
-            other_context.close()
 
         # Delete, after saying so.
         page.goto(hook_url)
