@@ -96,9 +96,10 @@ class _ClaimCursor:
             return self.OLDEST
         return self.newest - self.MARGIN_MS
 
-    def moved(self, start: int, claimed: Sequence[tasks.Task], clock: float) -> None:
-        """Record a committed claim that started at ``start`` and took ``claimed``."""
-        if start == self.OLDEST:
+    def moved(self, claimed: Sequence[tasks.Task], clock: float, *, from_oldest: bool) -> None:
+        """Record a committed claim that took ``claimed``, and scanned from the oldest if
+        ``from_oldest`` (first, or for the rest)."""
+        if from_oldest:
             self.full_at = clock
         if not claimed:
             self.newest = None
@@ -742,11 +743,16 @@ class SqlTaskStore(
         clock = time.monotonic()
         start = cursor.start(clock)
 
+        from_oldest = start == _ClaimCursor.OLDEST  # as the committed run of ``run`` scanned
+
         async def run(tx: Change) -> list[tasks.Task]:
+            nonlocal from_oldest
+            from_oldest = start == _ClaimCursor.OLDEST
             rows = await tx.rows(sql, {**params, "from_run_at": start})
-            if start != _ClaimCursor.OLDEST and len(rows) < limit:
+            if not from_oldest and len(rows) < limit:
                 rest = {**params, "from_run_at": _ClaimCursor.OLDEST, "limit": limit - len(rows)}
                 rows += await tx.rows(sql, rest)
+                from_oldest = True
             claimed = [task_from_row(row) for row in rows]
             for task in claimed:
                 if not in_one:
@@ -759,7 +765,7 @@ class SqlTaskStore(
         # A claim given up on that commits after all would leave its tasks held by nobody until
         # their leases expire: hand them back at once instead.
         claimed = await self._change(run, late=self._release_all)
-        cursor.moved(start, claimed, clock)
+        cursor.moved(claimed, clock, from_oldest=from_oldest)
         return claimed
 
     async def _release_all(self, claimed: list[tasks.Task]) -> None:
