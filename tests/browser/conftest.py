@@ -7,7 +7,8 @@ Fixtures:
   free loopback port; ``server.key`` is its bootstrap API key.
 * ``browser``: chromium, headless, for one test module.  ``page``: a fresh context (no
   cookies) at 1280x800, which fails the test on any Content-Security-Policy violation;
-  ``watch_csp(context)`` does the same watching for a context of a test's own.  So a
+  ``watched_context(browser, ...)`` is such a context for a test's own use, and
+  ``watch_csp(context)`` only collects a context's violations.  So a
   ``wait_for_function`` predicate is a function (``"() => ..."``): Playwright polls a bare
   expression with ``eval``, which the pages' policy refuses.
 * ``signed_in``: a ``page`` signed in with the bootstrap key, on the overview.
