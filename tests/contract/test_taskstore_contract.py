@@ -616,6 +616,27 @@ async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(pg_
         await store.close()
 
 
+async def test_concurrent_retries_of_tasks_of_one_asset_all_go_through(
+    store: taskstore.TaskStore,
+) -> None:
+    """Each retry locks its task's asset before it updates it (the asset follows the task): at
+    once, they take turns rather than deadlock."""
+    project = await new_project(store)
+    for round_ in range(10):
+        asset_id = f"a{round_}"
+        await store.create_asset(
+            _asset(project, asset_id),
+            taskstore.NewTask(
+                project_id=project, type="upload", params={}, output_asset_id=asset_id
+            ),
+        )
+        both = [await add(store, project, output_asset_id=asset_id) for _ in range(2)]
+        for task in both:
+            await store.cancel(task.id, project)
+        retried = await asyncio.gather(*(store.retry(task.id, project) for task in both))
+        assert [task.phase for task in retried] == [tasks.Phase.WAITING] * 2
+
+
 async def test_wait_for_work_wakes_on_new_task(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     await store.wait_for_work(0.01)  # connects a listener where the backend has one
