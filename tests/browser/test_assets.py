@@ -16,6 +16,7 @@ import httpx
 import jwt
 import pytest
 
+from mediatasks.api.livepeer import uploads
 from tests import mediagen, processes, tcpproxy
 from tests.browser.conftest import SCREENSHOTS, VIEWPORT, Key, sign_in, watched_context
 
@@ -466,6 +467,45 @@ def test_a_reloaded_page_starts_anew_when_the_begun_uploads_url_is_refused(
         assert "cannot go on (the service answered 403): starting anew" in messages, messages
         assert _tus_entries(page) == []
     assert _wait_ready(server, key.secret, fresh)["size"] == video.stat().st_size
+
+
+def test_the_upload_page_forgets_abandoned_uploads_whose_url_has_expired(
+    browser: Any, server: processes.Server, new_key: Callable[..., Key]
+) -> None:
+    """Uploads begun and never resumed (their file was never chosen again) stay remembered in
+    localStorage until their signed URL expires; the upload page then forgets them when it
+    loads.  A recent one stays, and so does what another script of the origin keeps."""
+    key = new_key(new_project=True)
+    lifetime_ms = uploads.URL_LIFETIME.total_seconds() * 1000
+    hour_ms = 3600 * 1000
+    mine = f"tus::mediatasks-{key.project_id}-clip.mp4-video/mp4-1000-1"
+    remembered = {
+        f"{mine}::1": lifetime_ms + hour_ms,  # expired an hour ago
+        f"{mine}::2": lifetime_ms - hour_ms,  # an hour left
+        "tus::another-app-file::3": lifetime_ms + hour_ms,
+    }
+    with watched_context(browser, viewport=VIEWPORT, base_url=server.base_url) as context:
+        page = context.new_page()
+        sign_in(page, key.secret)
+        page.evaluate(
+            """(remembered) => {
+              for (const [key, ageMs] of Object.entries(remembered)) {
+                // As tus-js-client writes an entry.
+                localStorage.setItem(key, JSON.stringify({
+                  size: 1000, metadata: {filename: "clip.mp4", assetId: "abandoned"},
+                  creationTime: new Date(Date.now() - ageMs).toString(),
+                  uploadUrl: location.origin + "/api/asset/upload/tus/abandoned?token=t",
+                }));
+              }
+            }""",
+            remembered,
+        )
+        assert sorted(_tus_entries(page)) == sorted(remembered)
+        page.goto("/assets/new")
+        page.wait_for_function(
+            "(key) => localStorage.getItem(key) === null", arg=f"{mine}::1", timeout=5_000
+        )
+        assert sorted(_tus_entries(page)) == sorted([f"{mine}::2", "tus::another-app-file::3"])
 
 
 def test_import_by_url_follows_the_task_until_ready(

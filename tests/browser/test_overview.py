@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,46 @@ def test_the_overview_shows_the_projects_work_live_and_no_other_projects(
     sign_in(page, theirs.secret)
     assert sum(_chart(page)["completed"]) == 0
     assert page.locator("#completed-hour").inner_text() == "0"
+
+
+def test_the_chart_says_minutes_in_24_hour_utc_like_the_tables(
+    browser: Any, server: processes.Server
+) -> None:
+    # In Kathmandu (UTC+5:45), so that the browser's own time zone would show, in the labels
+    # and in where the ticks fall (at this width they are 10 minutes apart: on local ones, they
+    # would be on UTC's :05, :15...).
+    options = {
+        "viewport": {"width": 560, "height": 800},
+        "base_url": server.base_url,
+        "timezone_id": "Asia/Kathmandu",
+    }
+    with watched_context(browser, **options) as context:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        sign_in(page, server.key)
+        page.wait_for_function("() => window.mediatasksThroughput !== undefined")
+        # uPlot draws the axis on a canvas; its axis keeps the ticks and their labels.
+        ticks = page.evaluate(
+            "() => { const axis = window.mediatasksThroughput.axes[0];"
+            " return [axis._splits, axis._values]; }"
+        )
+        splits, labels = ticks
+        assert len(labels) >= 3, labels
+        step = splits[1] - splits[0]
+        assert step % 300 == 0 and all(t % step == 0 for t in splits), labels
+        assert labels == [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in splits]
+        # The legend's reading under the cursor: the last minute, as the table writes it.
+        last = _chart(page)["t"][-1]
+        page.evaluate(
+            "(t) => { const u = window.mediatasksThroughput;"
+            " u.setCursor({left: u.valToPos(t, 'x'), top: 10}); }",
+            last,
+        )
+        reading = page.locator(".u-legend .u-series").first
+        assert reading.locator(".u-label").inner_text() == "Minute (UTC)"
+        assert reading.locator(".u-value").inner_text() == (
+            datetime.fromtimestamp(last, UTC).strftime("%H:%M")
+        )
 
 
 def test_the_overview_fits_a_phone(

@@ -8,6 +8,7 @@ import sqlite3
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -560,6 +561,80 @@ async def test_delete_asset_cancels_its_task(store: taskstore.TaskStore) -> None
         await store.delete_asset("a1", project)
     page = await store.list_assets(taskstore.Query(project_id=project))
     assert page.items == []
+
+
+async def _lock_waiters(conn: psycopg.AsyncConnection[Any], n: int) -> None:
+    """Wait until ``n`` other sessions of this database wait for a row lock."""
+    for _ in range(500):
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        cursor = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = await cursor.fetchone()
+        if row is not None and row[0] >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {n} sessions waited for a lock")
+
+
+@pytest.mark.postgres
+async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(pg_url: str) -> None:
+    """PostgreSQL: a manual retry that runs while the deletion of the task's asset has not
+    committed yet (READ COMMITTED: its snapshot still shows the asset) waits for the deletion,
+    then sees it, rather than leaving a waiting task on a deleted asset."""
+    store = taskstore.open_task_store(pg_url, timeout_s=10)
+    try:
+        project = await new_project(store)
+        await store.create_asset(
+            _asset(project),
+            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
+            now=T0,
+        )
+        failed = await claim_one(store)
+        assert failed.lease_token is not None
+        await store.fail(failed.id, failed.lease_token, error_message="bad file", now=T0)
+        # A second, unfinished task of the asset: the deletion cancels it, and stops there while
+        # another session holds its row, with the asset marked deleted but not committed.
+        other = await add(store, project, output_asset_id="a1")
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher,
+            await psycopg.AsyncConnection.connect(pg_url) as holder,
+        ):
+            await holder.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (other.id,))
+            deletion = asyncio.create_task(store.delete_asset("a1", project))
+            await _lock_waiters(watcher, 1)
+            retry = asyncio.create_task(store.retry(failed.id, project))
+            await _lock_waiters(watcher, 2)
+            await holder.rollback()
+            assert (await deletion).phase is assets.AssetPhase.DELETED
+            with pytest.raises(errors.InvalidTransition, match="deleted"):
+                await retry
+        assert (await store.get_task(failed.id)).phase is tasks.Phase.FAILED
+        assert (await store.get_task(other.id)).phase is tasks.Phase.CANCELLED
+    finally:
+        await store.close()
+
+
+async def test_concurrent_retries_of_tasks_of_one_asset_all_go_through(
+    store: taskstore.TaskStore,
+) -> None:
+    """Each retry locks its task's asset before it updates it (the asset follows the task): at
+    once, they take turns rather than deadlock."""
+    project = await new_project(store)
+    for round_ in range(10):
+        asset_id = f"a{round_}"
+        await store.create_asset(
+            _asset(project, asset_id),
+            taskstore.NewTask(
+                project_id=project, type="upload", params={}, output_asset_id=asset_id
+            ),
+        )
+        both = [await add(store, project, output_asset_id=asset_id) for _ in range(2)]
+        for task in both:
+            await store.cancel(task.id, project)
+        retried = await asyncio.gather(*(store.retry(task.id, project) for task in both))
+        assert [task.phase for task in retried] == [tasks.Phase.WAITING] * 2
 
 
 async def test_wait_for_work_wakes_on_new_task(store: taskstore.TaskStore) -> None:

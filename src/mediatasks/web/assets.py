@@ -12,7 +12,9 @@ by itself after a dropped connection.  The page remembers (localStorage) the upl
 asset of each file it sends; when the same file is chosen again after a reload, it asks
 ``POST /assets/{id}/upload`` (the service's ``pending_upload``) for that asset's panel and goes
 on from the offset the tus ``HEAD`` answers, or starts anew if the asset is gone (404) or no
-longer waits for its bytes (409).
+longer waits for its bytes (409).  It forgets an upload once it is over, once its resume is
+refused, and, when the page loads, once its signed URL has expired (``uploads.URL_LIFETIME``
+after its asset was made): an upload whose file was never chosen again goes then too.
 
 Playback obeys the asset's policy.  A ``jwt`` asset plays only with a token signed by one of the
 project's signing keys; the service keeps only their public halves (the private half is handed
@@ -183,6 +185,20 @@ def create_router(runtime: Runtime) -> APIRouter:
         values: dict[str, Any] = {**_HELPERS, **context}
         return render.render(request, template, signed_in, status_code=status_code, **values)
 
+    def new_asset_page(
+        request: Request, signed_in: session.Session, status_code: int = 200, **context: Any
+    ) -> Response:
+        # The page forgets the uploads it began whose signed URL has expired since.
+        lifetime_s = int(uploads.URL_LIFETIME.total_seconds())
+        return page(
+            request,
+            "asset_new.html",
+            signed_in,
+            status_code=status_code,
+            upload_url_lifetime_s=lifetime_s,
+            **context,
+        )
+
     def not_found(request: Request) -> Response:
         return render.error_response(
             request, 404, "There is no such asset in this project (it may have been deleted)."
@@ -241,7 +257,7 @@ def create_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/assets/new", response_model=None)
     async def new_asset(request: Request, signed_in: session.Current) -> Response:
-        return page(request, "asset_new.html", signed_in, form={})
+        return new_asset_page(request, signed_in, form={})
 
     @router.post("/assets/new/import", response_model=None)
     async def import_asset(
@@ -260,9 +276,8 @@ def create_router(runtime: Runtime) -> APIRouter:
         elif len(name) > _MAX_NAME_CHARS:
             refusal = f"A name has at most {_MAX_NAME_CHARS} characters."
         if refusal:
-            return page(
+            return new_asset_page(
                 request,
-                "asset_new.html",
                 signed_in,
                 status_code=422,
                 form=form,
@@ -278,9 +293,8 @@ def create_router(runtime: Runtime) -> APIRouter:
                 options={},
             )
         except errors.InvalidInput as exc:
-            return page(
+            return new_asset_page(
                 request,
-                "asset_new.html",
                 signed_in,
                 status_code=422,
                 form=form,

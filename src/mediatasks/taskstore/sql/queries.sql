@@ -135,20 +135,6 @@ WHERE id = :id AND phase IN ('pending', 'waiting', 'running')
   AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
 RETURNING *;
 
--- name: retry
--- failed|cancelled -> waiting with the retry count reset: a manual retry.  Not for a task whose
--- asset (the one it fills or the one it reads) is deleted: that asset never comes back.
-UPDATE tasks
-SET phase = 'waiting', retries = 0, rescues = 0, error_message = NULL, output = NULL,
-    progress = NULL, scheduled_at = :now, run_at = :now, updated_at = :now
-WHERE id = :id AND phase IN ('failed', 'cancelled')
-  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
-  AND NOT EXISTS (
-    SELECT 1 FROM assets AS a
-    WHERE a.id IN (tasks.output_asset_id, tasks.input_asset_id)
-      AND a.phase IN ('deleting', 'deleted'))
-RETURNING *;
-
 -- name: count_tasks
 -- How many tasks there are, in one phase when :phase is given.
 SELECT count(*) AS n FROM tasks WHERE CAST(:phase AS TEXT) IS NULL OR phase = :phase;

@@ -78,6 +78,26 @@
     return tus.defaultOptions.urlStorage.removeUpload(stored.urlStorageKey);
   }
 
+  // An upload that was abandoned (its file never chosen again) would stay remembered for ever:
+  // once its signed URL has expired, `lifetimeS` after its asset was made (and so at most that
+  // long after the upload was remembered), it can never go on.  Such entries of this service
+  // (of any project: they share the origin) are forgotten when the page loads; one whose resume
+  // is refused is forgotten then (`anew`).
+  function forgetExpired(lifetimeS) {
+    if (!(lifetimeS > 0)) {
+      return Promise.resolve();
+    }
+    const now = Date.now();
+    return tus.defaultOptions.urlStorage.findAllUploads().then(function (all) {
+      const expired = all.filter(function (stored) {
+        const remembered = Date.parse(stored.creationTime);
+        return stored.urlStorageKey.startsWith("tus::mediatasks-") &&
+          !Number.isNaN(remembered) && now - remembered > lifetimeS * 1000;
+      });
+      return Promise.all(expired.map(forget));
+    });
+  }
+
   // POSTs the form's fields to `url`, which answers an upload panel; puts it on the page.
   function requestPanel(url, body, area) {
     return fetch(url, { method: "POST", body: body, credentials: "same-origin" })
@@ -332,6 +352,7 @@
         event.preventDefault();
         startUpload(form);
       });
+      forgetExpired(Number(form.dataset.uploadUrlLifetimeS));
     }
     const video = document.getElementById("player");
     if (video) {

@@ -23,6 +23,11 @@
       chart.setData(data);
       return;
     }
+    // Minutes in 24-hour UTC ("21:15"), as the tables write them, whatever the browser's time
+    // zone: the ticks fall on UTC minutes (tzDate) and the axis and the legend read HH:MM.
+    function utc(ts) { return window.uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+    var hhmm = window.uPlot.fmtDate("{HH}:{mm}");
+    function minute(ts) { return hhmm(utc(ts)); }
     var paths = window.uPlot.paths;
     var left = paths.bars({ size: [0.45, 14], align: 1 });
     var right = paths.bars({ size: [0.45, 14], align: -1 });
@@ -30,14 +35,18 @@
       {
         width: width(box),
         height: 240,
+        tzDate: utc,
         scales: {
           // Half a minute of room on each side, so the first and the last minute's bars show.
           x: { time: true, range: function (u, min, max) { return [min - 30, max + 30]; } },
           y: { range: function (u, min, max) { return [0, Math.max(4, max)]; } }
         },
-        axes: [{}, { label: "tasks per minute", size: 60 }],
+        axes: [
+          { values: function (u, splits) { return splits.map(minute); } },
+          { label: "tasks per minute", size: 60 }
+        ],
         series: [
-          { label: "Minute" },
+          { label: "Minute (UTC)", value: function (u, ts) { return ts == null ? "--" : minute(ts); } },
           { label: "Completed", stroke: "#15803d", fill: "rgba(21, 128, 61, 0.35)", paths: left, points: { show: false } },
           { label: "Failed", stroke: "#b91c1c", fill: "rgba(185, 28, 28, 0.35)", paths: right, points: { show: false } }
         ]

@@ -196,6 +196,29 @@ UPDATE webhook_deliveries SET locked_until = :locked_until, updated_at = :now
 WHERE webhook_deliveries.id = ANY (ARRAY(SELECT id FROM picked))
 RETURNING webhook_deliveries.*;
 
+-- name: retry
+-- failed|cancelled -> waiting with the retry count reset: a manual retry.  Not for a task whose
+-- asset (the one it fills or the one it reads) is deleted: that asset never comes back.
+-- The task's assets are locked first, whatever their phase: a deletion not committed yet holds
+-- its asset's row, so the retry waits for it and then reads the row it committed (deleted);
+-- a deletion that comes second waits for the retry and then cancels the task it made waiting.
+-- (A snapshot alone would miss the deletion: READ COMMITTED.)  FOR NO KEY UPDATE rather than
+-- FOR SHARE, because the retry goes on to update these rows (its asset follows the task): two
+-- retries sharing an asset then take turns instead of deadlocking on the upgrade.
+WITH locked AS MATERIALIZED (
+    SELECT a.phase FROM tasks AS t
+    JOIN assets AS a ON a.id IN (t.output_asset_id, t.input_asset_id)
+    WHERE t.id = :id
+    FOR NO KEY UPDATE OF a
+)
+UPDATE tasks
+SET phase = 'waiting', retries = 0, rescues = 0, error_message = NULL, output = NULL,
+    progress = NULL, scheduled_at = :now, run_at = :now, updated_at = :now
+WHERE id = :id AND phase IN ('failed', 'cancelled')
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
+  AND NOT EXISTS (SELECT 1 FROM locked WHERE phase IN ('deleting', 'deleted'))
+RETURNING *;
+
 -- name: ping
 -- One round trip to the server: a readiness check.
 SELECT 1 AS n;

@@ -17,6 +17,21 @@ WHERE id IN (
 )
 RETURNING *;
 
+-- name: retry
+-- failed|cancelled -> waiting with the retry count reset: a manual retry.  Not for a task whose
+-- asset (the one it fills or the one it reads) is deleted: that asset never comes back.  (A
+-- deletion runs in a write transaction of its own, before or after this one, never during it.)
+UPDATE tasks
+SET phase = 'waiting', retries = 0, rescues = 0, error_message = NULL, output = NULL,
+    progress = NULL, scheduled_at = :now, run_at = :now, updated_at = :now
+WHERE id = :id AND phase IN ('failed', 'cancelled')
+  AND (CAST(:project_id AS TEXT) IS NULL OR project_id = :project_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM assets AS a
+    WHERE a.id IN (tasks.output_asset_id, tasks.input_asset_id)
+      AND a.phase IN ('deleting', 'deleted'))
+RETURNING *;
+
 -- name: lost_tasks
 -- Running tasks whose worker is gone: the lease expired, the caller knows the worker is dead
 -- (:dead, a JSON array of worker ids), or the worker stopped.
