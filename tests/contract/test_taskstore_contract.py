@@ -706,6 +706,66 @@ async def test_a_deletion_while_its_task_fails_waits_for_the_task_first(
         await api.close()
 
 
+async def _fail_in_a_deadlock(pg_url: str) -> tasks.Task:
+    """A worker's ``fail`` caught in a deadlock with a session that takes the task's asset and
+    then its task (the order opposite to the outcome's); PostgreSQL aborts the outcome, the
+    first to wait.  The raw session stands for a lock order that the store never takes itself
+    but cannot rule out (a deletion that finds a task made runnable and claimed after it locked
+    the others)."""
+    store = taskstore.open_task_store(pg_url, timeout_s=10)
+    try:
+        project = await new_project(store)
+        await store.create_asset(
+            _asset(project),
+            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
+            now=T0,
+        )
+        running = await claim_one(store)
+        assert running.lease_token is not None
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher,
+            await psycopg.AsyncConnection.connect(pg_url) as holder,
+        ):
+            await holder.execute("UPDATE assets SET updated_at = updated_at WHERE id = 'a1'")
+            failing = asyncio.create_task(
+                store.fail(running.id, running.lease_token, error_message="bad file")
+            )
+            await _lock_waiters(watcher, 1)  # the outcome holds the task and waits for the asset
+            await holder.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (running.id,))
+            await holder.commit()
+            return await failing
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_rolled_back_for_a_deadlock_runs_again(pg_url: str) -> None:
+    """PostgreSQL: the outcome that the server aborted to break a deadlock runs again, on a new
+    transaction, once the other side went through: the worker sees no error."""
+    failed = await _fail_in_a_deadlock(pg_url)
+    assert failed.phase is tasks.Phase.FAILED
+    store = taskstore.open_task_store(pg_url)
+    try:
+        assert (await store.get_asset("a1")).phase is assets.AssetPhase.FAILED
+        assert [e.name for e in await store.list_events(failed.id)].count("fail") == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_that_keeps_deadlocking_is_a_conflict_not_an_outage(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a change still caught in a deadlock after its reruns (none here) raises
+    ``Conflict`` (try again), not ``Unavailable``: the server answers, other changes got in its
+    way."""
+    from mediatasks.taskstore import postgres
+
+    monkeypatch.setattr(postgres, "_RERUNS", 0)
+    with pytest.raises(errors.Conflict, match="deadlock detected"):
+        await _fail_in_a_deadlock(pg_url)
+
+
 async def test_wait_for_work_wakes_on_new_task(store: taskstore.TaskStore) -> None:
     project = await new_project(store)
     await store.wait_for_work(0.01)  # connects a listener where the backend has one
