@@ -7,7 +7,7 @@ The tree::
     ├── NotFound                  no such task, asset, key or project (in this project)
     ├── InvalidTransition         a guarded state change matched no row
     │   └── LeaseLost             the worker's lease was taken back or the task moved on
-    ├── Conflict                  the request clashes with what exists (409)
+    ├── Conflict                  the request clashes with what exists or a concurrent change (409)
     ├── AccessDenied              an asset's playback policy refuses this viewer (401, 403)
     ├── Unavailable               the task store cannot be reached now (503)
     ├── InvalidInput              a client's request is malformed or refused (422)

@@ -579,7 +579,9 @@ async def _lock_waiters(conn: psycopg.AsyncConnection[Any], n: int) -> None:
 
 
 @pytest.mark.postgres
-async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(pg_url: str) -> None:
+async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PostgreSQL: a manual retry that runs while the deletion of the task's asset has not
     committed yet (READ COMMITTED: its snapshot still shows the asset) waits for the deletion,
     then sees it, rather than leaving a waiting task on a deleted asset."""
@@ -594,19 +596,25 @@ async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(pg_
         failed = await claim_one(store)
         assert failed.lease_token is not None
         await store.fail(failed.id, failed.lease_token, error_message="bad file", now=T0)
-        # A second, unfinished task of the asset: the deletion cancels it, and stops there while
-        # another session holds its row, with the asset marked deleted but not committed.
+        # A second, unfinished task of the asset: the deletion cancels it, and is paused there,
+        # with the asset marked deleted but not committed.
         other = await add(store, project, output_asset_id="a1")
-        async with (
-            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher,
-            await psycopg.AsyncConnection.connect(pg_url) as holder,
-        ):
-            await holder.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (other.id,))
+        between, go_on = asyncio.Event(), asyncio.Event()
+        cancel_func = store._cancel  # type: ignore[attr-defined]
+
+        async def paused_cancel(*args: Any, **kwargs: Any) -> tasks.Task:
+            between.set()
+            await go_on.wait()
+            cancelled: tasks.Task = await cancel_func(*args, **kwargs)
+            return cancelled
+
+        monkeypatch.setattr(store, "_cancel", paused_cancel)
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher:
             deletion = asyncio.create_task(store.delete_asset("a1", project))
-            await _lock_waiters(watcher, 1)
+            await between.wait()
             retry = asyncio.create_task(store.retry(failed.id, project))
-            await _lock_waiters(watcher, 2)
-            await holder.rollback()
+            await _lock_waiters(watcher, 1)
+            go_on.set()
             assert (await deletion).phase is assets.AssetPhase.DELETED
             with pytest.raises(errors.InvalidTransition, match="deleted"):
                 await retry
@@ -635,6 +643,127 @@ async def test_concurrent_retries_of_tasks_of_one_asset_all_go_through(
             await store.cancel(task.id, project)
         retried = await asyncio.gather(*(store.retry(task.id, project) for task in both))
         assert [task.phase for task in retried] == [tasks.Phase.WAITING] * 2
+
+
+async def _row_is_free(conn: psycopg.AsyncConnection[Any], table: str, row_id: str) -> bool:
+    """Whether no other transaction holds a lock on the row ``row_id`` of ``table`` now."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE NOWAIT".encode(), (row_id,)
+            )
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+async def test_a_deletion_while_its_task_fails_waits_for_the_task_first(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a worker's outcome locks its task's row, then its asset's (the asset follows
+    its task).  A deletion of the asset that comes in between waits for the task without holding
+    the asset, so both go through, rather than taking the rows in the other order and being
+    aborted as a deadlock a second later.  (The worker's ``fail`` is paused between its two
+    statements; the deletion and the outcome are the stores' own.)"""
+    api = taskstore.open_task_store(pg_url, timeout_s=10)
+    worker = taskstore.open_task_store(pg_url, timeout_s=10)
+    try:
+        project = await new_project(api)
+        await api.create_asset(
+            _asset(project),
+            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
+            now=T0,
+        )
+        running = await claim_one(worker)
+        assert running.lease_token is not None
+        between, go_on = asyncio.Event(), asyncio.Event()
+        mirror_func = worker._mirror  # type: ignore[attr-defined]
+
+        async def paused_mirror(*args: Any, **kwargs: Any) -> None:
+            between.set()
+            await go_on.wait()
+            await mirror_func(*args, **kwargs)
+
+        monkeypatch.setattr(worker, "_mirror", paused_mirror)
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher:
+            failing = asyncio.create_task(
+                worker.fail(running.id, running.lease_token, error_message="bad file")
+            )
+            await between.wait()  # the task's row is locked, its asset's not yet
+            deletion = asyncio.create_task(api.delete_asset("a1", project))
+            await _lock_waiters(watcher, 1)  # the deletion waits for the task
+            asset_free = await _row_is_free(watcher, "assets", "a1")
+            go_on.set()
+            failed = await failing
+            deleted = await deletion
+        assert asset_free, "the deletion held the asset while it waited for the task"
+        assert failed.phase is tasks.Phase.FAILED
+        assert deleted.phase is assets.AssetPhase.DELETED
+        assert (await api.get_task(running.id)).phase is tasks.Phase.FAILED
+    finally:
+        await worker.close()
+        await api.close()
+
+
+async def _fail_in_a_deadlock(pg_url: str) -> tasks.Task:
+    """A worker's ``fail`` caught in a deadlock with a session that takes the task's asset and
+    then its task (the order opposite to the outcome's); PostgreSQL aborts the outcome, the
+    first to wait.  The raw session stands for a lock order that the store never takes itself
+    but cannot rule out (a deletion that finds a task made runnable and claimed after it locked
+    the others)."""
+    store = taskstore.open_task_store(pg_url, timeout_s=10)
+    try:
+        project = await new_project(store)
+        await store.create_asset(
+            _asset(project),
+            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
+            now=T0,
+        )
+        running = await claim_one(store)
+        assert running.lease_token is not None
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher,
+            await psycopg.AsyncConnection.connect(pg_url) as holder,
+        ):
+            await holder.execute("UPDATE assets SET updated_at = updated_at WHERE id = 'a1'")
+            failing = asyncio.create_task(
+                store.fail(running.id, running.lease_token, error_message="bad file")
+            )
+            await _lock_waiters(watcher, 1)  # the outcome holds the task and waits for the asset
+            await holder.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (running.id,))
+            await holder.commit()
+            return await failing
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_rolled_back_for_a_deadlock_runs_again(pg_url: str) -> None:
+    """PostgreSQL: the outcome that the server aborted to break a deadlock runs again, on a new
+    transaction, once the other side went through: the worker sees no error."""
+    failed = await _fail_in_a_deadlock(pg_url)
+    assert failed.phase is tasks.Phase.FAILED
+    store = taskstore.open_task_store(pg_url)
+    try:
+        assert (await store.get_asset("a1")).phase is assets.AssetPhase.FAILED
+        assert [e.name for e in await store.list_events(failed.id)].count("fail") == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_that_keeps_deadlocking_is_a_conflict_not_an_outage(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a change still caught in a deadlock after its reruns (none here) raises
+    ``Conflict`` (try again), not ``Unavailable``: the server answers, other changes got in its
+    way."""
+    from mediatasks.taskstore import postgres
+
+    monkeypatch.setattr(postgres, "_RERUNS", 0)
+    with pytest.raises(errors.Conflict, match="deadlock detected"):
+        await _fail_in_a_deadlock(pg_url)
 
 
 async def test_wait_for_work_wakes_on_new_task(store: taskstore.TaskStore) -> None:

@@ -18,7 +18,9 @@ left to finish in the background rather than waited for.  A pooled connection th
 closed while it was idle is noticed before use (its socket is readable), and makes the pool drop
 every idle one: after a restart or an outage, the first call reconnects instead of meeting each
 dead connection in turn.  Waiting in line for a connection is not an outage while other calls are
-being answered (a burst); it is once none has been for ``timeout_s``.
+being answered (a burst); it is once none has been for ``timeout_s``.  Nor is a deadlock: a write
+transaction that PostgreSQL rolled back to break one (or for a serialization failure) runs again,
+within the call's time, and one that keeps meeting them raises ``Conflict``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ _CHANNEL = "mediatasks_work"
 _QUEUE_S = 30.0
 #: A ping that got no answer in this time gives its connection up (a new ping opens another).
 _PING_GIVE_UP_S = 10.0
+#: How many times a write transaction runs again after PostgreSQL rolled it back to break a
+#: deadlock or a serialization failure.
+_RERUNS = 2
 
 
 class _Tx:
@@ -241,11 +246,34 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         *,
         late: Callable[[_T], Awaitable[None]] | None = None,
     ) -> _T:
-        async def run(conn: psycopg.AsyncConnection[Any]) -> _T:
-            async with conn.transaction():
-                return await fn(_Tx(conn))
+        return await self._use(functools.partial(self._transaction, fn=fn), late)
 
-        return await self._use(run, late)
+    async def _transaction(
+        self, conn: psycopg.AsyncConnection[Any], fn: Callable[[sqlstore.Tx], Awaitable[_T]]
+    ) -> _T:
+        """``fn`` in a transaction on ``conn``, run again on a new one (up to ``_RERUNS`` times)
+        when PostgreSQL rolled it back to break a deadlock or a serialization failure.
+
+        That is safe: each ``fn`` of the shared code builds what it writes inside itself (its
+        ``Change``, its rows), and nothing it did survives the rollback.  The reruns count in
+        the call's ``timeout_s``.  A change that still clashes after them raises ``Conflict``
+        (try again): concurrent changes got in its way, the server is not unavailable.
+        """
+        reruns = 0
+        while True:
+            try:
+                async with conn.transaction():
+                    return await fn(_Tx(conn))
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                reason = exc.diag.message_primary or exc.sqlstate
+                if reruns >= _RERUNS:
+                    self._answered_at = asyncio.get_running_loop().time()
+                    raise errors.Conflict(
+                        f"concurrent changes kept clashing with this one ({reason}, "
+                        f"{reruns + 1} times): try again"
+                    ) from exc
+                reruns += 1
+                log.info("running a transaction again: PostgreSQL rolled it back (%s)", reason)
 
     def _placeholder(self, name: str) -> str:
         return f"%({name})s"
@@ -357,13 +385,9 @@ class PostgresTaskStore(sqlstore.SqlTaskStore):
         if self._lock_key is None:
             return await self._write(fn)
 
-        async def run(conn: psycopg.AsyncConnection[Any]) -> _T:
-            async with conn.transaction():
-                return await fn(_Tx(conn))
-
         async def work() -> _T:
             try:
-                return await self._with_session(run)
+                return await self._with_session(functools.partial(self._transaction, fn=fn))
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise _unavailable(exc) from exc
 

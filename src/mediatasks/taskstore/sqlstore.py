@@ -1208,10 +1208,16 @@ class SqlTaskStore(
         params = {"id": asset_id, "project_id": project_id, "now": now_ms}
 
         async def run(tx: Change) -> assets.Asset:
+            if "lock_active_tasks_of_asset" in self.queries:
+                # The tasks first, then their asset: the order of the tasks' own transitions.
+                # (A dialect whose write transactions never overlap has no such query.)
+                lock = {"asset_id": asset_id, "project_id": project_id}
+                await tx.rows(self.queries["lock_active_tasks_of_asset"], lock)
             row = await self._one(tx, "delete_asset", params)
             if row is None:
                 raise errors.NotFound("Asset not found")
             tx.emit("asset.deleted", "asset", row)
+            # Read again: a task may have become unfinished since (a retry that committed).
             active = await tx.rows(self.queries["active_tasks_of_asset"], {"asset_id": asset_id})
             for task_row in active:
                 await self._cancel(tx, task_row["id"], project_id, now_ms)

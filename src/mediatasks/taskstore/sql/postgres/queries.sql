@@ -219,6 +219,17 @@ WHERE id = :id AND phase IN ('failed', 'cancelled')
   AND NOT EXISTS (SELECT 1 FROM locked WHERE phase IN ('deleting', 'deleted'))
 RETURNING *;
 
+-- name: lock_active_tasks_of_asset
+-- Lock the unfinished tasks that fill an asset, in the order of their ids, before the asset is
+-- marked deleted: a task's own transitions (a worker's outcome, a claim, a cancel) lock the
+-- task's row and then its asset's (the asset follows its task), so a deletion that took the
+-- asset first and then waited for such a task would deadlock with it.
+SELECT id FROM tasks
+WHERE output_asset_id = :asset_id AND project_id = :project_id
+  AND phase IN ('pending', 'waiting', 'running')
+ORDER BY id
+FOR UPDATE;
+
 -- name: ping
 -- One round trip to the server: a readiness check.
 SELECT 1 AS n;
