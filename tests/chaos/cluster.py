@@ -131,6 +131,11 @@ class Cluster:
             conn.execute(f'CREATE DATABASE "{name}"{copy}'.encode())
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop ``name``, ending whatever still uses it (an autovacuum worker included)."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
     def wait_ready(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -13,8 +13,10 @@ The faults (each a ``Fault`` with ``begin`` and ``end``):
     for the fault's length, then ``pg_ctl start``.  The fault ends when the server accepts
     connections again.
 ``backend-kill``
-    Every ``1 / rate`` seconds, ``pg_terminate_backend`` on every backend of the run's database
-    (idle ones too: a worker's listening and lock-holding sessions are idle most of the time).
+    Every ``1 / rate`` seconds, ``pg_terminate_backend`` on every client backend of the run's
+    database (idle ones too: a worker's listening and lock-holding sessions are idle most of the
+    time).  Not PostgreSQL's own autovacuum workers: ending the vacuum of ``tasks`` that the
+    run's load has just started tests PostgreSQL, not the service, and slows the next minute.
 ``worker-crash``
     SIGKILL of worker 0; the others carry on; after the fault's length a new worker 0 starts.
 ``repeated-kills``
@@ -263,7 +265,8 @@ class BackendKill(Fault):
         def step() -> None:
             found = conn.execute(
                 b"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                b"WHERE datname = %s AND pid <> pg_backend_pid()",
+                b"WHERE datname = %s AND pid <> pg_backend_pid() "
+                b"AND backend_type = 'client backend'",
                 (ctx.database,),
             ).fetchone()
             ctx.detail["terminated"] += int(found[0]) if found else 0
@@ -277,8 +280,9 @@ class BackendKill(Fault):
 
     def describe(self, ctx: Context) -> str:
         return (
-            f"pg_terminate_backend on every backend of the database, {ctx.config.kill_rate:g}/s "
-            f"for {ctx.config.fault_s:g} s: {ctx.detail['terminated']} backends ended"
+            "pg_terminate_backend on every client backend of the database, "
+            f"{ctx.config.kill_rate:g}/s for {ctx.config.fault_s:g} s: "
+            f"{ctx.detail['terminated']} backends ended"
         )
 
 
@@ -489,7 +493,15 @@ def run_scenario(
         _wait_drained(url, workers, config.drain_timeout_s)
     finally:
         workers.stop_all()
-    return _measure(url, name, config, clean, fault_ended, after, fault.describe(ctx), backlog_left)
+    try:
+        return _measure(
+            url, name, config, clean, fault_ended, after, fault.describe(ctx), backlog_left
+        )
+    finally:
+        # Once drained, the run's database holds a dead row version for each update it made:
+        # left there, autovacuum would clean it while the next run is measured, taking one of
+        # the machine's cores from it for many seconds.
+        cluster.drop_database(database)
 
 
 def _measure(
