@@ -578,6 +578,34 @@ async def _lock_waiters(conn: psycopg.AsyncConnection[Any], n: int) -> None:
     raise AssertionError(f"fewer than {n} sessions waited for a lock")
 
 
+async def _upload_asset(store: taskstore.TaskStore) -> str:
+    """A new project with the asset ``a1`` and the upload task that fills it; the project."""
+    project = await new_project(store)
+    await store.create_asset(
+        _asset(project),
+        taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
+        now=T0,
+    )
+    return project
+
+
+def _pause(
+    monkeypatch: pytest.MonkeyPatch, obj: Any, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Pause ``obj``'s coroutine method ``name`` when it is called: the first event is set then,
+    and the call goes on once the second is set."""
+    between, go_on = asyncio.Event(), asyncio.Event()
+    original = getattr(obj, name)
+
+    async def paused(*args: Any, **kwargs: Any) -> Any:
+        between.set()
+        await go_on.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, paused)
+    return between, go_on
+
+
 @pytest.mark.postgres
 async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
@@ -587,28 +615,14 @@ async def test_a_retry_while_its_asset_is_being_deleted_waits_and_is_refused(
     then sees it, rather than leaving a waiting task on a deleted asset."""
     store = taskstore.open_task_store(pg_url, timeout_s=10)
     try:
-        project = await new_project(store)
-        await store.create_asset(
-            _asset(project),
-            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
-            now=T0,
-        )
+        project = await _upload_asset(store)
         failed = await claim_one(store)
         assert failed.lease_token is not None
         await store.fail(failed.id, failed.lease_token, error_message="bad file", now=T0)
         # A second, unfinished task of the asset: the deletion cancels it, and is paused there,
         # with the asset marked deleted but not committed.
         other = await add(store, project, output_asset_id="a1")
-        between, go_on = asyncio.Event(), asyncio.Event()
-        cancel_func = store._cancel  # type: ignore[attr-defined]
-
-        async def paused_cancel(*args: Any, **kwargs: Any) -> tasks.Task:
-            between.set()
-            await go_on.wait()
-            cancelled: tasks.Task = await cancel_func(*args, **kwargs)
-            return cancelled
-
-        monkeypatch.setattr(store, "_cancel", paused_cancel)
+        between, go_on = _pause(monkeypatch, store, "_cancel")
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher:
             deletion = asyncio.create_task(store.delete_asset("a1", project))
             await between.wait()
@@ -669,23 +683,10 @@ async def test_a_deletion_while_its_task_fails_waits_for_the_task_first(
     api = taskstore.open_task_store(pg_url, timeout_s=10)
     worker = taskstore.open_task_store(pg_url, timeout_s=10)
     try:
-        project = await new_project(api)
-        await api.create_asset(
-            _asset(project),
-            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
-            now=T0,
-        )
+        project = await _upload_asset(api)
         running = await claim_one(worker)
         assert running.lease_token is not None
-        between, go_on = asyncio.Event(), asyncio.Event()
-        mirror_func = worker._mirror  # type: ignore[attr-defined]
-
-        async def paused_mirror(*args: Any, **kwargs: Any) -> None:
-            between.set()
-            await go_on.wait()
-            await mirror_func(*args, **kwargs)
-
-        monkeypatch.setattr(worker, "_mirror", paused_mirror)
+        between, go_on = _pause(monkeypatch, worker, "_mirror")
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as watcher:
             failing = asyncio.create_task(
                 worker.fail(running.id, running.lease_token, error_message="bad file")
@@ -714,12 +715,7 @@ async def _fail_in_a_deadlock(pg_url: str) -> tasks.Task:
     the others)."""
     store = taskstore.open_task_store(pg_url, timeout_s=10)
     try:
-        project = await new_project(store)
-        await store.create_asset(
-            _asset(project),
-            taskstore.NewTask(project_id=project, type="upload", params={}, output_asset_id="a1"),
-            now=T0,
-        )
+        await _upload_asset(store)
         running = await claim_one(store)
         assert running.lease_token is not None
         async with (
