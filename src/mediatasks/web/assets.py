@@ -162,6 +162,8 @@ _HELPERS: Final[dict[str, Any]] = {
     "human_bitrate": human_bitrate,
     "when": when,
     "media_url": media_url,
+    # The upload page forgets the uploads it began whose signed URL has expired since.
+    "upload_url_lifetime_s": int(uploads.URL_LIFETIME.total_seconds()),
 }
 
 
@@ -184,20 +186,6 @@ def create_router(runtime: Runtime) -> APIRouter:
     ) -> Response:
         values: dict[str, Any] = {**_HELPERS, **context}
         return render.render(request, template, signed_in, status_code=status_code, **values)
-
-    def new_asset_page(
-        request: Request, signed_in: session.Session, status_code: int = 200, **context: Any
-    ) -> Response:
-        # The page forgets the uploads it began whose signed URL has expired since.
-        lifetime_s = int(uploads.URL_LIFETIME.total_seconds())
-        return page(
-            request,
-            "asset_new.html",
-            signed_in,
-            status_code=status_code,
-            upload_url_lifetime_s=lifetime_s,
-            **context,
-        )
 
     def not_found(request: Request) -> Response:
         return render.error_response(
@@ -257,7 +245,7 @@ def create_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/assets/new", response_model=None)
     async def new_asset(request: Request, signed_in: session.Current) -> Response:
-        return new_asset_page(request, signed_in, form={})
+        return page(request, "asset_new.html", signed_in, form={})
 
     @router.post("/assets/new/import", response_model=None)
     async def import_asset(
@@ -276,8 +264,9 @@ def create_router(runtime: Runtime) -> APIRouter:
         elif len(name) > _MAX_NAME_CHARS:
             refusal = f"A name has at most {_MAX_NAME_CHARS} characters."
         if refusal:
-            return new_asset_page(
+            return page(
                 request,
+                "asset_new.html",
                 signed_in,
                 status_code=422,
                 form=form,
@@ -293,8 +282,9 @@ def create_router(runtime: Runtime) -> APIRouter:
                 options={},
             )
         except errors.InvalidInput as exc:
-            return new_asset_page(
+            return page(
                 request,
+                "asset_new.html",
                 signed_in,
                 status_code=422,
                 form=form,
