@@ -20,11 +20,20 @@ import httpx
 __all__ = ["Proc", "Server", "file_server", "free_port", "serve", "start", "wait_http"]
 
 
+#: The ports ``free_port`` handed out: the kernel may give a port it just let go of again, and
+#: two servers of one test (an API and a worker's metrics) would then be given the same.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, and not handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class Proc:
